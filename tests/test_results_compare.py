@@ -1,0 +1,259 @@
+"""results compare: tables recomputed independently from the fixture files with numpy / scipy."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+try:
+    from tests.fixtures_results import SEEDS, VARIANTS, make_study, read_expected, write_trial
+except ImportError:  # tests/ itself on sys.path
+    from fixtures_results import SEEDS, VARIANTS, make_study, read_expected, write_trial
+
+from workbench.cli.main import main
+from workbench.errors import WorkbenchError
+from workbench.results import compare, reader
+from workbench.results.stats import summarize, welch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def md_rows(text: str) -> tuple[list[str], list[list[str]]]:
+    """Header and body cells of the first markdown table in `text`."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    split = [[c.strip() for c in line.strip().strip("|").split(" | ")] for line in lines]
+    return split[0], split[2:]
+
+
+def expected_by_config(study_dir: Path) -> dict[tuple[str, float], list[float]]:
+    """(variant, lr) -> best val top-1 of finished trials, read with plain json."""
+    out: dict[tuple[str, float], list[float]] = {}
+    for folder in sorted((study_dir / "trials").iterdir()):
+        if not (folder / "status.json").exists():
+            continue
+        status = json.loads((folder / "status.json").read_text())
+        if status["status"] not in ("completed", "early_stopped"):
+            continue
+        trial = json.loads((folder / "trial.json").read_text())
+        out.setdefault((trial["variant"], trial["hparams"]["recipe.optimizer.lr"]), []).append(status["best_val_top1"])
+    return out
+
+
+def welch_reference(a: list[float], b: list[float]) -> tuple[float, float, float, float]:
+    """diff, CI low, CI high, p from the textbook formulas and scipy's t distribution."""
+    a, b = np.asarray(a), np.asarray(b)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = stats.t.ppf(0.975, dof) * math.sqrt(va + vb)
+    diff = a.mean() - b.mean()
+    return diff, diff - half, diff + half, stats.ttest_ind(a, b, equal_var=False).pvalue
+
+
+def test_markdown_table_matches_recomputation(tmp_path):
+    study = make_study(tmp_path)
+    out = tmp_path / "table.md"
+    assert main(["results", "compare", str(study), "--format", "markdown", "-o", str(out)]) == 0
+    text = out.read_text()
+    headers, rows = md_rows(text)
+    assert headers[:4] == ["variant", "hp.recipe.optimizer.lr", "n", "incomplete"]
+    assert "best val top-1 (%)" in headers and "95 % CI (pp)" in headers and "p" in headers
+    col = {h: i for i, h in enumerate(headers)}
+    expected = expected_by_config(study)
+    assert len(rows) == len(expected) == 6
+    for row in rows:
+        key = (row[col["variant"]], float(row[col["hp.recipe.optimizer.lr"]]))
+        values = np.array(expected[key])
+        assert int(row[col["n"]]) == len(values) == 3
+        assert row[col["best val top-1 (%)"]] == f"{values.mean() * 100:.2f} ± {values.std(ddof=1) * 100:.2f}"
+        if key[0] == "v2s_fused":  # study.json's baseline, paired on the learning rate
+            assert row[col["Δ best (pp)"]] == "baseline"
+            continue
+        diff, low, high, p = welch_reference(list(values), expected[("v2s_fused", key[1])])
+        assert row[col["Δ best (pp)"]] == f"{diff * 100:+.2f}"
+        assert row[col["95 % CI (pp)"]] == f"[{low * 100:+.2f}, {high * 100:+.2f}]"
+        shown = row[col["p"]]
+        assert shown == "<0.001" if p < 0.001 else abs(float(shown) - p) <= (0.0005 if p < 0.01 else 0.005)
+    # the legend says what ± and CI mean, and the header names machine and command
+    assert "mean ± sample std over seeds" in text and "Welch t interval" in text
+    assert "Machine: fixture machine (2 CPU cores)" in text
+    assert f"Command: `workbench results compare {study} --format markdown`" in text
+
+
+def test_incomplete_and_diverged_trials_are_marked_not_averaged(tmp_path):
+    study = make_study(tmp_path)
+    trials = {t.trial_id: t for t in reader.load([study])[0].trials}
+    assert trials["v2s_shallow-lr0.01-s3"].state == "incomplete"
+    assert "truncated" in trials["v2s_shallow-lr0.01-s3"].reason and "running" in trials["v2s_shallow-lr0.01-s3"].reason
+    assert trials["v2s_fused-lr0.01-s3"].state == "incomplete"
+    assert "no status.json" in trials["v2s_fused-lr0.01-s3"].reason
+    assert trials["v2s_mbconv-lr0.05-s3"].state == "diverged"
+    # the truncated line is dropped, the three whole epochs are kept
+    assert len(trials["v2s_shallow-lr0.01-s3"].metrics) == 3
+
+    result = compare.compare(reader.load([study]), by="variant")
+    rows = {r["variant"]: r for r in result.rows()}
+    assert (rows["v2s_fused"]["n"], rows["v2s_fused"]["incomplete"]) == (6, 1)
+    assert (rows["v2s_shallow"]["n"], rows["v2s_shallow"]["incomplete"]) == (6, 1)
+    assert (rows["v2s_mbconv"]["n"], rows["v2s_mbconv"]["diverged"]) == (6, 1)
+    expected = read_expected(study)  # finished trials only
+    for variant, values in expected.items():
+        assert rows[variant]["best_val_top1_mean"] == pytest.approx(np.mean(values["best"]), abs=1e-12)
+        assert rows[variant]["final_val_top1_std"] == pytest.approx(np.std(values["final"], ddof=1), abs=1e-12)
+    text = result.to_markdown()
+    headers, body = md_rows(text)
+    assert "diverged/failed" in headers
+    assert "- incomplete: fused_vs_mb/v2s_shallow-lr0.01-s3" in text
+    assert "- incomplete: fused_vs_mb/v2s_fused-lr0.01-s3" in text
+    assert "- diverged: fused_vs_mb/v2s_mbconv-lr0.05-s3" in text
+    # pooling the two learning rates under --by variant is said out loud
+    assert "rows pool several values of hp.recipe.optimizer.lr" in text
+
+
+def test_stale_summary_is_not_trusted_and_missing_folders_count(tmp_path):
+    study = make_study(tmp_path)
+    with (study / "summary.csv").open("a", newline="") as handle:
+        csv.writer(handle).writerow(["fused_vs_mb", "v2s_fused-lr0.05-s9", "v2s_fused", 9, 0.05, 0.99, "completed"])
+    result = compare.compare(reader.load([study]))
+    row = next(r for r in result.rows() if r["variant"] == "v2s_fused" and r["hp.recipe.optimizer.lr"] == 0.05)
+    assert row["n"] == 3 and row["incomplete"] == 1  # the summary's 0.99 is never averaged
+    values = expected_by_config(study)[("v2s_fused", 0.05)]
+    assert row["best_val_top1_mean"] == pytest.approx(np.mean(values))
+    assert any("listed in summary.csv but its trial folder is missing" in line for line in result.incomplete_lines())
+
+
+def test_by_hyperparameter_and_json_csv_agree(tmp_path):
+    study = make_study(tmp_path, broken=False)
+    result = compare.compare(reader.load([study]), by="hp.recipe.optimizer.lr")
+    rows = result.rows()
+    assert [r["hp.recipe.optimizer.lr"] for r in rows] == [0.01, 0.05]
+    by_lr: dict[float, list[float]] = {}
+    for (variant, lr), values in expected_by_config(study).items():
+        by_lr.setdefault(lr, []).extend(values)
+    for r in rows:
+        assert r["n"] == len(by_lr[r["hp.recipe.optimizer.lr"]]) == 9
+        assert r["best_val_top1_mean"] == pytest.approx(np.mean(by_lr[r["hp.recipe.optimizer.lr"]]))
+    diff, low, high, p = welch_reference(by_lr[0.05], by_lr[0.01])
+    payload = json.loads(result.to_json())
+    second = payload["rows"][1]
+    assert second["delta_best_val_top1"] == pytest.approx(diff)
+    assert (second["ci_low"], second["ci_high"], second["p_value"]) == pytest.approx((low, high, p))
+    parsed = list(csv.DictReader(result.to_csv().splitlines()))
+    assert float(parsed[1]["ci_low"]) == pytest.approx(low) and parsed[0]["is_baseline"] == "True"
+
+
+def test_welch_interval_and_p_match_scipy():
+    rng = np.random.default_rng(7)
+    for na, nb in [(3, 3), (3, 5), (2, 8), (10, 4)]:
+        a = rng.normal(0.8, 0.02, na)
+        b = rng.normal(0.78, 0.05, nb)
+        d = welch(list(a), list(b))
+        res = stats.ttest_ind(a, b, equal_var=False)
+        ci = res.confidence_interval(0.95)
+        assert d.diff == pytest.approx(a.mean() - b.mean())
+        assert (d.low, d.high) == pytest.approx((ci.low, ci.high), rel=1e-9)
+        assert d.p == pytest.approx(res.pvalue, rel=1e-9)
+        assert d.dof == pytest.approx(res.df, rel=1e-9)
+    assert welch([0.5], [0.4, 0.6]).low is None  # one seed: no interval
+    s = summarize([0.1, 0.2, 0.4])
+    assert (s.n, s.mean, s.std) == (3, pytest.approx(0.7 / 3), pytest.approx(np.std([0.1, 0.2, 0.4], ddof=1)))
+
+
+def test_several_studies_rows_labelled_by_study(tmp_path):
+    a = make_study(tmp_path / "a", name="cpu_run", broken=False)
+    b = make_study(tmp_path / "b", name="gpu_run", broken=True)
+    out = tmp_path / "both.md"
+    assert main(["results", "compare", str(a), str(b), "--by", "variant", "--format", "markdown", "-o", str(out)]) == 0
+    headers, rows = md_rows(out.read_text())
+    assert headers[:2] == ["study", "variant"]
+    assert [r[0] for r in rows] == ["cpu_run"] * 3 + ["gpu_run"] * 3
+    # each study is compared with its own baseline; STUDY:NAME makes one group the baseline of all rows
+    assert sum(r[headers.index("Δ best (pp)")] == "baseline" for r in rows) == 2
+    result = compare.compare(reader.load([a, b]), by="variant", baseline="cpu_run:v2s_fused")
+    assert sum(g.is_baseline for g in result.groups) == 1
+    gpu_fused = next(g for g in result.groups if g.study == "gpu_run" and g.label == "v2s_fused")
+    assert gpu_fused.delta is not None and gpu_fused.baseline_label == "cpu_run:v2s_fused"
+    # a folder of study folders reads as both studies
+    assert sorted(s.name for s in reader.load([tmp_path / "a"])) == ["cpu_run"]
+
+
+def test_baseline_from_study_json_and_explicit(tmp_path):
+    study = make_study(tmp_path, broken=False)
+    spec = json.loads((study / "study.json").read_text())
+    spec["baseline"] = "v2s_mbconv"
+    (study / "study.json").write_text(json.dumps(spec))
+    result = compare.compare(reader.load([study]), by="variant")
+    assert [g.label for g in result.groups if g.is_baseline] == ["v2s_mbconv"]
+    # variant order follows study.json, not the alphabet or the baseline
+    assert [g.label for g in result.groups] == list(VARIANTS)
+    result = compare.compare(reader.load([study]), by="variant", baseline="v2s_shallow")
+    assert [g.label for g in result.groups if g.is_baseline] == ["v2s_shallow"]
+
+
+def test_single_trial_folders_from_train_out(tmp_path):
+    runs = tmp_path / "runs"
+    for i, name in enumerate(["b0_run", "v2s_run"]):
+        write_trial(runs / name, variant=name, seed=None, val_top1=[0.3, 0.5, 0.6 + i / 10], with_trial_json=False)
+    studies = reader.load([runs / "b0_run", runs / "v2s_run"])
+    assert [t.variant for t in studies[0].trials] == ["b0_run", "v2s_run"]
+    result = compare.compare(studies, by="architecture.name")
+    rows = {r["architecture.name"]: r for r in result.rows()}
+    assert rows["v2s_run"]["best_val_top1_mean"] == pytest.approx(0.7)
+    assert rows["v2s_run"]["ci_low"] is None  # one seed each: Δ without an interval
+    assert "n/a (needs ≥ 2 seeds)" in result.to_markdown()
+    # a folder that holds trial folders reads too
+    assert len(reader.load([runs])[0].trials) == 2
+
+
+def test_bad_input_is_a_clear_error(tmp_path, capsys):
+    study = make_study(tmp_path, broken=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WorkbenchError, match="not a study folder or a trial folder"):
+        reader.load([tmp_path / "empty"])
+    with pytest.raises(WorkbenchError, match="no such folder"):
+        reader.load([tmp_path / "nowhere"])
+    with pytest.raises(WorkbenchError, match="unknown metric 'val_top2'"):
+        compare.compare(reader.load([study]), metric="val_top2")
+    with pytest.raises(WorkbenchError, match="unknown field 'hp.recipe.nope'"):
+        compare.compare(reader.load([study]), by="hp.recipe.nope")
+    with pytest.raises(WorkbenchError, match="baseline 'b7'"):
+        compare.compare(reader.load([study]), baseline="b7")
+    assert main(["results", "compare", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+
+
+def test_other_metric_lower_is_better_and_table_format(tmp_path, capsys):
+    study = make_study(tmp_path, broken=False)
+    result = compare.compare(reader.load([study]), metric="val_loss", by="variant")
+    for g in result.groups:
+        losses = [min(json.loads(line)["val_loss"] for line in (t.path / "metrics.jsonl").read_text().splitlines())
+                  for t in g.used]
+        assert g.best.mean == pytest.approx(np.mean(losses))
+    assert "lower is better" in result.legend()
+    assert main(["results", "compare", str(study), "--format", "table"]) == 0
+    out = capsys.readouterr().out
+    assert "v2s_shallow" in out and "±" in out and "95 % CI" in out
+
+
+def test_cli_module_imports_nothing_heavy():
+    code = ("import sys; import workbench.cli.main as m; m.build_parser(); "
+            "print(sorted(k for k in ('pandas', 'matplotlib', 'scipy', 'rich', 'torch') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_seeds_constant_matches_fixture(tmp_path):
+    # guards the recomputation above: every finished configuration has exactly the fixture's seeds
+    study = make_study(tmp_path, broken=True)
+    for g in compare.compare(reader.load([study])).groups:
+        assert sorted(t.seed for t in g.used) == list(SEEDS)

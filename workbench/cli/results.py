@@ -1,0 +1,317 @@
+"""Results commands: results compare / plot / errors / show / tensorboard.
+
+Nothing heavy is imported here: each handler imports workbench.results (pandas, scipy, matplotlib, rich) itself.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from workbench.errors import WorkbenchError
+
+FORMATS = ("table", "markdown", "csv", "json")
+PLOT_KINDS = ("curves", "pareto", "sensitivity", "edf")
+
+DIRS_HELP = ("study folders (results/<study>), trial folders (from `workbench train --out DIR`), "
+             "or a folder of study folders such as results/")
+BY_HELP = ("group rows by this field: variant, seed, study, space, hp.<dotted hyper-parameter>, or a config.json "
+           "path such as architecture.name; several joined by ',' (default: variant, plus every hyper-parameter "
+           "that varies inside a variant, so that rows differ only by seed)")
+
+
+def register(sub) -> None:
+    results = sub.add_parser(
+        "results", help="compare studies, plot curves / Pareto fronts / sensitivity / EDFs, analyse errors",
+        description="Read study and trial folders (the table is computed from the trial folders, so a killed or "
+                    "half-written study still reads; incomplete trials are counted and marked, never averaged).")
+    rsub = results.add_subparsers(dest="results_command", required=True, metavar="SUBCOMMAND")
+
+    p = rsub.add_parser(
+        "compare", help="one row per variant: n, mean ± std, Δ vs baseline with 95 % CI and p",
+        description="One row per group (variant, or hyper-parameter value): finished seeds, incomplete trials, "
+                    "params, GFLOPs, best and final metric as mean ± sample std over seeds, the difference of the "
+                    "mean to the baseline with a Welch t confidence interval and a Welch t-test p-value, training "
+                    "time and images/s. Several study folders: rows labelled by study.")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help=DIRS_HELP)
+    p.add_argument("--metric", default="val_top1", help="metric of metrics.jsonl (default val_top1; val_top5, val_loss, ...)")
+    p.add_argument("--by", default=None, help=BY_HELP)
+    p.add_argument("--baseline", help="the group Δ is measured against (default: study.json's baseline, else the first "
+                                      "variant); with several studies STUDY:NAME uses one group for every study")
+    p.add_argument("--delta-on", choices=["best", "final"], default="best", help="Δ, CI and p on the best (default) or final epoch")
+    p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the interval (default 0.95)")
+    p.add_argument("--format", choices=FORMATS, default="table", help="table (terminal), markdown (to paste), csv or json (raw numbers)")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("--machine", help="machine line of the markdown header (default: what the study recorded, if anything)")
+    p.add_argument("--note", action="append", default=[], help="extra line under the markdown header (repeatable)")
+    p.set_defaults(func=cmd_compare)
+
+    p = rsub.add_parser(
+        "plot", help="curves, Pareto front, hyper-parameter sensitivity or error EDF as PNG",
+        description="curves: validation metric per epoch and per wall-clock second (mean over seeds, band across "
+                    "seeds); pareto: best metric against GFLOPs (or --x latency / params), Pareto front of the "
+                    "variant means marked; sensitivity: best metric against each swept hyper-parameter; edf: "
+                    "empirical distribution of error per variant or design space (pycls).")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help=DIRS_HELP)
+    p.add_argument("--kind", choices=PLOT_KINDS, required=True)
+    p.add_argument("-o", "--output", help="image file (.png, .svg or .pdf; default DIR/plots/KIND.png)")
+    p.add_argument("--x", help="curves: epoch or seconds (default both panels); pareto: flops (default), latency "
+                               "(training ms/image from train_images_per_s) or params")
+    p.add_argument("--metric", default="val_top1")
+    p.add_argument("--by", default=None, help=BY_HELP + "; edf default: space if trials have one, else variant")
+    p.add_argument("--band", choices=["minmax", "std"], default="minmax", help="curves: band across seeds (default min–max)")
+    p.add_argument("--params", help="sensitivity: only these swept hyper-parameters, joined by ','")
+    p.set_defaults(func=cmd_plot)
+
+    p = rsub.add_parser(
+        "errors", help="per-example errors: hardest validation examples and an image grid",
+        description="From every finished trial's val_predictions.csv: the wrong-rate of each validation example "
+                    "per variant (averaged over seeds), the hardest examples (wrong under most variants) as a table, "
+                    "and with -o an image grid of them with their label and most common wrong prediction.")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help=DIRS_HELP)
+    p.add_argument("--top", type=int, default=16, help="how many hardest examples (default 16)")
+    p.add_argument("-o", "--output", help="image grid of the hardest examples (.png); loads the dataset of the trials' config.json")
+    p.add_argument("--matrix", help="also draw every trial's wrong predictions as a black/white matrix (.png)")
+    p.add_argument("--by", default=None, help=BY_HELP)
+    p.add_argument("--format", choices=["table", "markdown", "csv"], default="table")
+    p.add_argument("--columns", type=int, default=8, help="images per row of the grid (default 8)")
+    p.set_defaults(func=cmd_errors)
+
+    p = rsub.add_parser(
+        "show", help="one trial: config, per-epoch curve, final figures",
+        description="One trial folder (results/<study>/trials/<id>, or what `workbench train --out DIR` wrote): "
+                    "its configuration, the per-epoch table with a sparkline, and the final figures and status.")
+    p.add_argument("trial_dir", metavar="TRIAL_DIR")
+    p.add_argument("--metric", default="val_top1", help="metric of the sparkline and best/final lines (default val_top1)")
+    p.add_argument("--all-epochs", action="store_true", help="every epoch, not the first and last 40")
+    p.set_defaults(func=cmd_show)
+
+    p = rsub.add_parser(
+        "tensorboard", help="open TensorBoard on study folders",
+        description="Find the TensorBoard event files the trainer wrote per trial and run "
+                    "`tensorboard --logdir DIR` (several folders: --logdir_spec name:DIR,...). Each trial appears as "
+                    "a run named trials/<trial_id>.")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help=DIRS_HELP)
+    p.add_argument("--port", type=int, help="port (tensorboard's default 6006)")
+    p.add_argument("--host", help="address to bind, e.g. 0.0.0.0 to reach it from another machine")
+    p.add_argument("--print", dest="print_only", action="store_true", help="only print the command")
+    p.set_defaults(func=cmd_tensorboard)
+
+
+def _command(args, name: str, options: list[tuple[str, object]]) -> str:
+    """The command line that reproduces this output, for the markdown header."""
+    parts = ["workbench", "results", name, *args.dirs]
+    for flag, value in options:
+        if value is None or value is False or value == []:
+            continue
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                parts += [flag, str(item)]
+        else:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        path = Path(output)
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def _console(file=None, width: int | None = None):
+    from rich.console import Console
+
+    return Console(file=file, highlight=False, width=width)
+
+
+def cmd_compare(args) -> int:
+    from workbench.results import compare, reader
+
+    studies = reader.load(args.dirs)
+    result = compare.compare(studies, metric=args.metric, by=args.by, baseline=args.baseline,
+                             delta_on=args.delta_on, confidence=args.confidence)
+    command = _command(args, "compare", [
+        ("--metric", None if args.metric == "val_top1" else args.metric), ("--by", args.by),
+        ("--baseline", args.baseline), ("--delta-on", None if args.delta_on == "best" else args.delta_on),
+        ("--confidence", None if args.confidence == 0.95 else args.confidence), ("--format", args.format),
+    ])
+    if args.format == "markdown":
+        _write(result.to_markdown(command=command, machine=args.machine, notes=args.note), args.output)
+    elif args.format == "csv":
+        _write(result.to_csv(), args.output)
+    elif args.format == "json":
+        _write(result.to_json(), args.output)
+    else:
+        needed = result.rich_width()
+        if args.output:
+            import io
+
+            buffer = io.StringIO()
+            _console(buffer, width=max(100, needed)).print(result.to_rich(command, args.machine, args.note))
+            _write(buffer.getvalue(), args.output)
+        else:
+            console = _console()
+            if not console.is_terminal:  # a pipe or a file: never fold numbers
+                console = _console(width=max(100, needed))
+            narrow = console.width < needed
+            console.print(result.to_rich(command, args.machine, args.note, wrap=narrow))
+            if narrow:
+                console.print(f"[dim](rows shown as records: the table needs {needed} columns; widen the terminal, "
+                              "or use --format markdown)[/dim]")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from workbench.results import plots, reader
+
+    studies = reader.load(args.dirs)
+    params = [p.strip() for p in args.params.split(",")] if args.params else None
+    if params and args.kind != "sensitivity":
+        raise WorkbenchError("--params applies to --kind sensitivity")
+    fig = plots.plot(args.kind, studies, metric=args.metric, x=args.x, by=args.by, band=args.band, params=params)
+    output = args.output
+    if not output:
+        suffix = f"_{args.x}" if args.x else ""
+        output = str(Path(args.dirs[0]) / "plots" / f"{args.kind}{suffix}.png")
+    path = plots.save(fig, output)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_errors(args) -> int:
+    from workbench.results import per_example, reader
+
+    if args.top < 1:
+        raise WorkbenchError("--top must be at least 1")
+    studies = reader.load(args.dirs)
+    analysis = per_example.analyse(studies, by=args.by)
+    hardest = analysis.hardest(args.top)
+    summary = analysis.summary()
+    overall = analysis.overall()
+    rate_cols = [c for c in hardest.columns if c.startswith("rate[")]
+    show_rates = rate_cols if len(rate_cols) <= 6 else []
+    if args.format == "csv":
+        sys.stdout.write(hardest.to_csv(index=False))
+    else:
+        headers = ["rank", "index", "class", "wrong-rate %", "groups wrong", "most common wrong pred",
+                   "wrong conf."] + [c[5:-1] for c in show_rates]
+        rows = []
+        for _, r in hardest.iterrows():
+            pred = "—" if r["common_wrong_pred"] is None else f"{r['common_wrong_pred']} ({r['common_wrong_share'] * 100:.0f}%)"
+            conf = "—" if r["wrong_confidence"] is None or r["wrong_confidence"] != r["wrong_confidence"] else f"{r['wrong_confidence']:.2f}"
+            rows.append([str(int(r["rank"])), str(int(r["index"])), str(r["class"]), f"{r['wrong_rate'] * 100:.0f}",
+                         f"{int(r['groups_wrong'])}/{int(r['groups'])}", pred, conf]
+                        + [f"{r[c] * 100:.0f}" for c in show_rates])
+        legend = (f"{overall['examples']} validation examples, {analysis.wrong.shape[1]} trials; wrong-rate: share of "
+                  "a group's seeds that get the example wrong, averaged over groups; groups wrong: groups where most "
+                  f"seeds get it wrong; {overall['wrong_under_every_group']} examples are wrong under every seed of "
+                  f"every group, {overall['right_under_every_group']} right under all.")
+        summary_headers = ["group", "seeds", "mean error %", "always wrong", "sometimes wrong", "never wrong"]
+        summary_rows = [[str(s["group"]), str(s["seeds"]), f"{s['mean_error'] * 100:.2f}", str(s["always_wrong"]),
+                         str(s["sometimes_wrong"]), str(s["never_wrong"])] for _, s in summary.iterrows()]
+        if args.format == "markdown":
+            lines = [f"### hardest {len(rows)} validation examples", ""]
+            lines += _md_table(headers, rows) + ["", f"_{legend}_", ""]
+            lines += _md_table(summary_headers, summary_rows)
+            lines += [f"- {n}" for n in analysis.notes]
+            sys.stdout.write("\n".join(lines) + "\n")
+        else:
+            from rich.table import Table
+
+            console = _console()
+            table = Table(title=f"hardest {len(rows)} validation examples", caption=legend, caption_justify="left")
+            for h in headers:
+                table.add_column(h, justify="left" if h in ("class", "most common wrong pred") else "right")
+            for row in rows:
+                table.add_row(*row)
+            console.print(table)
+            per_group = Table(title="per group")
+            for h in summary_headers:
+                per_group.add_column(h, justify="left" if h == "group" else "right")
+            for row in summary_rows:
+                per_group.add_row(*row)
+            console.print(per_group)
+            for note in analysis.notes:
+                console.print(f"[yellow]{note}[/yellow]")
+    if args.output:
+        from workbench.results.plots import save
+
+        path = save(per_example.image_grid(analysis, top=args.top, columns=args.columns), args.output)
+        print(f"wrote {path}", file=sys.stderr)
+    if args.matrix:
+        from workbench.results.plots import save
+
+        path = save(per_example.matrix(analysis), args.matrix)
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(":---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return out
+
+
+def cmd_show(args) -> int:
+    from workbench.results import show
+
+    trial = show.load_trial(args.trial_dir)
+    if trial.metrics:
+        from workbench.results import reader
+
+        reader.check_metric([trial], args.metric)
+    _console().print(show.render(trial, max_epochs=10**9 if args.all_epochs else 40, metric=args.metric))
+    return 0
+
+
+def tensorboard_command(dirs: list[str], port: int | None = None, host: str | None = None) -> list[str]:
+    """The tensorboard arguments for these folders; a folder without event files is a WorkbenchError."""
+    found = []
+    for d in dirs:
+        path = Path(d)
+        if not path.is_dir():
+            raise WorkbenchError(f"{d}: no such folder")
+        events = list(path.rglob("events.out.tfevents*"))
+        if not events:
+            raise WorkbenchError([f"{d}: no TensorBoard event files (events.out.tfevents.*) below it",
+                                  "  the trainer writes them into each trial folder; they are not committed to git "
+                                  "(see .gitignore), so a fresh clone has none"])
+        found.append(path)
+    args = ["tensorboard"]
+    if len(found) == 1:
+        args += ["--logdir", str(found[0])]
+    else:
+        names = []
+        for path in found:
+            name = path.resolve().name
+            while name in [n for n, _ in names]:
+                name += "_"
+            names.append((name, path))
+        args += ["--logdir_spec", ",".join(f"{n}:{p}" for n, p in names)]
+    if port:
+        args += ["--port", str(port)]
+    if host:
+        args += ["--host", host]
+    return args
+
+
+def cmd_tensorboard(args) -> int:
+    import importlib.util
+    import subprocess
+
+    command = tensorboard_command(args.dirs, args.port, args.host)
+    print(shlex.join(command))
+    if args.print_only:
+        return 0
+    if importlib.util.find_spec("tensorboard") is None:
+        raise WorkbenchError("tensorboard is not installed in this environment: pip install tensorboard, "
+                             "then run the command above")
+    return subprocess.call([sys.executable, "-m", "tensorboard.main", *command[1:]])

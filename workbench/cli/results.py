@@ -91,11 +91,13 @@ def register(sub) -> None:
         "tensorboard", help="open TensorBoard on study folders",
         description="Find the TensorBoard event files the trainer wrote per trial and run "
                     "`tensorboard --logdir DIR` (several folders: --logdir_spec name:DIR,...). Each trial appears as "
-                    "a run named trials/<trial_id>.")
+                    "a run named trials/<trial_id>. --from-metrics OUT rebuilds event files from metrics.jsonl first.")
     p.add_argument("dirs", nargs="+", metavar="DIR", help=DIRS_HELP)
     p.add_argument("--port", type=int, help="port (tensorboard's default 6006)")
     p.add_argument("--host", help="address to bind, e.g. 0.0.0.0 to reach it from another machine")
     p.add_argument("--print", dest="print_only", action="store_true", help="only print the command")
+    p.add_argument("--from-metrics", metavar="OUT", help="first rebuild event files from metrics.jsonl into OUT "
+                                                        "(for studies checked out without their git-ignored events)")
     p.set_defaults(func=cmd_tensorboard)
 
 
@@ -272,42 +274,20 @@ def cmd_show(args) -> int:
     return 0
 
 
-def tensorboard_command(dirs: list[str], port: int | None = None, host: str | None = None) -> list[str]:
-    """The tensorboard arguments for these folders; a folder without event files is a WorkbenchError."""
-    found = []
-    for d in dirs:
-        path = Path(d)
-        if not path.is_dir():
-            raise WorkbenchError(f"{d}: no such folder")
-        events = list(path.rglob("events.out.tfevents*"))
-        if not events:
-            raise WorkbenchError([f"{d}: no TensorBoard event files (events.out.tfevents.*) below it",
-                                  "  the trainer writes them into each trial folder; they are not committed to git "
-                                  "(see .gitignore), so a fresh clone has none"])
-        found.append(path)
-    args = ["tensorboard"]
-    if len(found) == 1:
-        args += ["--logdir", str(found[0])]
-    else:
-        names = []
-        for path in found:
-            name = path.resolve().name
-            while name in [n for n, _ in names]:
-                name += "_"
-            names.append((name, path))
-        args += ["--logdir_spec", ",".join(f"{n}:{p}" for n, p in names)]
-    if port:
-        args += ["--port", str(port)]
-    if host:
-        args += ["--host", host]
-    return args
-
-
 def cmd_tensorboard(args) -> int:
     import importlib.util
     import subprocess
 
-    command = tensorboard_command(args.dirs, args.port, args.host)
+    from workbench.results import tb
+
+    dirs = args.dirs
+    if args.from_metrics:
+        from workbench.results import reader
+
+        folders = tb.export_events(reader.load(args.dirs), args.from_metrics)
+        print(f"wrote event files for {len(folders)} trials under {args.from_metrics}", file=sys.stderr)
+        dirs = [args.from_metrics]
+    command = tb.command(dirs, args.port, args.host)
     print(shlex.join(command))
     if args.print_only:
         return 0

@@ -228,10 +228,10 @@ class Comparison:
     def incomplete_lines(self) -> list[str]:
         lines = []
         for t in self.incomplete_trials():
-            lines.append(f"incomplete: {t.study}/{t.trial_id} ({t.variant}, seed {t.seed}): {t.reason}")
+            lines.append(f"incomplete: {t.study}/{t.trial_id} ({t.variant}, seed {_seed(t.seed)}): {t.reason}")
         for g in self.groups:
             for t in g.stopped:
-                lines.append(f"{t.state}: {t.study}/{t.trial_id} ({t.variant}, seed {t.seed})"
+                lines.append(f"{t.state}: {t.study}/{t.trial_id} ({t.variant}, seed {_seed(t.seed)})"
                              + (f": {t.reason}" if t.reason else ""))
         return lines + self.notes
 
@@ -580,3 +580,7 @@ def compare(studies: list[StudyRecord], metric: str = "val_top1", by: str | list
             baselines[name] = f"{bases[0].study}:{bases[0].label}" if multi else bases[0].label
     return Comparison(metric=metric, by=fields, delta_on=delta_on, confidence=confidence, groups=groups,
                       studies=studies, baselines=baselines, notes=notes, paired_on=fields[1:] if paired else [])
+
+
+def _seed(seed: int | None) -> str:
+    return "?" if seed is None else str(seed)

@@ -237,10 +237,16 @@ def image_grid(analysis: ErrorAnalysis, top: int = 16, columns: int = 8,
     n = len(hardest)
     cols = max(1, min(columns, n))
     rows = max(1, -(-n // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.35 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.5 * rows + 0.3), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, (_, row) in zip(axes.flat, hardest.iterrows()):
+        # axes on but bare, so that the x label (the wrong prediction) takes part in the layout
+        ax.axis("on")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
         image = images[int(row["index"])]
         channels = image.shape[0]
         if channels == 1:
@@ -250,12 +256,11 @@ def image_grid(analysis: ErrorAnalysis, top: int = 16, columns: int = 8,
         ax.set_title(f"#{int(row['index'])} · wrong {row['wrong_rate'] * 100:.0f}%\ntrue: {row['class']}",
                      fontsize=7, color="black")
         if row["common_wrong_pred"] is not None:
-            ax.text(0.5, -0.04, f"pred: {row['common_wrong_pred']} ({row['common_wrong_share'] * 100:.0f}%)",
-                    transform=ax.transAxes, ha="center", va="top", fontsize=7, color="#b00000")
+            ax.set_xlabel(f"pred: {row['common_wrong_pred']} ({row['common_wrong_share'] * 100:.0f}%)",
+                          fontsize=7, color="#b00000", labelpad=2)
     groups = len(analysis.groups)
     fig.suptitle(f"hardest {n} validation examples ({analysis.wrong.shape[1]} trials, {groups} groups): "
                  "wrong = mean wrong-rate over groups; pred = most common wrong prediction", fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -269,7 +274,7 @@ def matrix(analysis: ErrorAnalysis, order: str = "hardness"):
     rows = list(analysis.ranking()) if order == "hardness" else list(analysis.wrong.index)
     data = analysis.wrong.loc[rows, columns].to_numpy(dtype=float)
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.25 * len(columns) + 2), 6))
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.25 * len(columns) + 2), 6))
     ax.imshow(data, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
     start = 0
     centers, names = [], []

@@ -1,0 +1,75 @@
+"""Decoded datasets kept in memory (a few recent ones) and on disk, keyed by everything that shapes their pixels."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.data.images import ImageData
+
+log = logging.getLogger("workbench.data")
+MEMORY_ENTRIES = 3
+FORMAT_VERSION = 1  # bump when decoding or resizing changes, so old disk caches are not reused
+_memory: OrderedDict[str, ImageData] = OrderedDict()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("WORKBENCH_CACHE") or "~/.cache/workbench").expanduser() / "data"
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    text = json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def cached(key: str, label: str, build: Callable[[], ImageData], disk: bool) -> ImageData:
+    """The dataset under `key`: from memory, else from disk, else built (then stored in both)."""
+    if key in _memory:
+        _memory.move_to_end(key)
+        return _memory[key]
+    path = cache_dir() / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}-{key}.pt"
+    data = _read(path) if disk else None
+    if data is None:
+        data = build()
+        if disk:
+            _write(path, data)
+    _memory[key] = data
+    while len(_memory) > MEMORY_ENTRIES:
+        _memory.popitem(last=False)
+    return data
+
+
+def clear_memory() -> None:
+    _memory.clear()
+
+
+def _read(path: Path) -> ImageData | None:
+    if not path.exists():
+        return None
+    try:
+        return ImageData(**torch.load(path, weights_only=True))
+    except Exception as exc:  # a truncated or stale cache file is rebuilt, never fatal
+        log.warning("ignoring unreadable dataset cache %s: %s", path, exc)
+        return None
+
+
+def _write(path: Path, data: ImageData) -> None:
+    fields = {"name": data.name, "classes": data.classes, "train_images": data.train_images,
+              "train_labels": data.train_labels, "val_images": data.val_images, "val_labels": data.val_labels,
+              "skipped": data.skipped}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(fields, tmp)
+        os.replace(tmp, path)  # atomic: parallel trials never read half a file
+    except OSError as exc:
+        log.warning("could not write dataset cache %s: %s", path, exc)

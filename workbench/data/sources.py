@@ -1,0 +1,242 @@
+"""Where images come from: scikit-learn's digits, an image folder, or a torchvision dataset class by name.
+
+Every source returns an ImageData at one square size, decoded once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from workbench.data.images import ImageData, check_memory, decode_file, square, square_batch, stack, to_channels
+from workbench.errors import WorkbenchError
+from workbench.schema.dataset import DatasetConfig
+
+log = logging.getLogger("workbench.data")
+DEFAULT_ROOT = Path("~/.cache/workbench/datasets")
+
+
+# --- splits -------------------------------------------------------------------------------------
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train and val indices; stratified unless some class is too small to appear on both sides."""
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(labels))
+    counts = np.bincount(labels)
+    stratify = labels if counts[counts > 0].min() >= 2 else None
+    train, val = train_test_split(indices, test_size=val_fraction, random_state=seed, stratify=stratify)
+    return np.sort(train), np.sort(val)
+
+
+def subset(indices: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """A fixed random subset of at most `limit` indices, in their original order."""
+    if limit is None or limit >= len(indices):
+        return indices
+    chosen = np.random.default_rng(seed).choice(len(indices), size=limit, replace=False)
+    return indices[np.sort(chosen)]
+
+
+# --- digits -------------------------------------------------------------------------------------
+
+
+def load_digits(cfg: DatasetConfig, channels: int, size: int) -> ImageData:
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    # 17 intensity levels 0..16 stretched to the full uint8 range.
+    pixels = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    images = square_batch(torch.from_numpy(pixels).unsqueeze(1), size)
+    images = to_channels(images, channels)
+    labels = torch.from_numpy(digits.target.astype(np.int64))
+    train, val = stratified_split(digits.target, cfg.val_fraction, cfg.split_seed)
+    train = subset(train, cfg.max_train_images, cfg.split_seed)
+    val = subset(val, cfg.max_val_images, cfg.split_seed + 1)
+    return ImageData(name="digits", classes=[str(c) for c in digits.target_names],
+                     train_images=images[train], train_labels=labels[train],
+                     val_images=images[val], val_labels=labels[val])
+
+
+# --- image folders ------------------------------------------------------------------------------
+
+
+def imagefolder_files(cfg: DatasetConfig) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
+    """(classes, train samples, val samples) of an image folder, each sample (path, class index), in sorted order."""
+    root = Path(cfg.path or "").expanduser()
+    if not root.is_dir():
+        raise WorkbenchError(f"dataset.path {str(root)!r} is not a folder")
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        classes, train = _scan(root / "train")
+        val_classes, _ = _scan(root / "val", allow_empty=True)
+        extra = sorted(set(val_classes) - set(classes))
+        if extra:
+            raise WorkbenchError(f"{root / 'val'}: class folders {', '.join(extra)} do not exist in {root / 'train'}")
+        _, val = _scan(root / "val", classes, allow_empty=True)
+    else:
+        classes, samples = _scan(root)
+        train_idx, val_idx = stratified_split(np.array([label for _, label in samples]), cfg.val_fraction, cfg.split_seed)
+        train, val = [samples[i] for i in train_idx], [samples[i] for i in val_idx]
+    train = [train[i] for i in subset(np.arange(len(train)), cfg.max_train_images, cfg.split_seed)]
+    val = [val[i] for i in subset(np.arange(len(val)), cfg.max_val_images, cfg.split_seed + 1)]
+    return classes, train, val
+
+
+def _scan(folder: Path, classes: list[str] | None = None, allow_empty: bool = False) -> tuple[list[str], list[tuple[str, int]]]:
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    try:
+        if classes is None:
+            classes, _ = find_classes(str(folder))
+        samples = make_dataset(str(folder), {c: i for i, c in enumerate(classes)}, extensions=IMG_EXTENSIONS, allow_empty=allow_empty)
+    except FileNotFoundError as exc:
+        raise WorkbenchError(f"{folder}: {exc}") from None
+    return classes, samples
+
+
+def load_imagefolder(cfg: DatasetConfig, channels: int, size: int,
+                     files: tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]) -> ImageData:
+    classes, train, val = files
+    check_memory(len(train) + len(val), channels, size, "imagefolder")
+    skipped: list[str] = []
+    train_images, train_labels = _decode_samples(train, channels, size, cfg.on_bad_image, skipped)
+    val_images, val_labels = _decode_samples(val, channels, size, cfg.on_bad_image, skipped)
+    return ImageData(name=Path(cfg.path or "").name or "imagefolder", classes=classes,
+                     train_images=train_images, train_labels=train_labels,
+                     val_images=val_images, val_labels=val_labels, skipped=skipped)
+
+
+def _decode_samples(samples: list[tuple[str, int]], channels: int, size: int, on_bad: str, skipped: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = [], []
+    for path, label in samples:
+        try:
+            image = decode_file(path, channels)
+        except (OSError, RuntimeError, ValueError) as exc:
+            _bad_image(path, exc, on_bad, skipped)
+            continue
+        images.append(square(image, size))
+        labels.append(label)
+    return stack(images, channels, size), torch.tensor(labels, dtype=torch.int64)
+
+
+def _bad_image(where: str, exc: Exception, on_bad: str, skipped: list[str]) -> None:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if on_bad == "fail":
+        raise WorkbenchError([f"cannot read image {where}: {reason}",
+                              "fix or remove the file, or set dataset.on_bad_image=skip to leave unreadable images out"])
+    log.warning("skipping unreadable image %s: %s", where, reason)
+    skipped.append(where)
+
+
+# --- torchvision datasets -----------------------------------------------------------------------
+
+
+def dataset_root(cfg: DatasetConfig) -> Path:
+    return Path(cfg.root).expanduser().resolve() if cfg.root else DEFAULT_ROOT.expanduser()
+
+
+def open_torchvision(cfg: DatasetConfig, name: str, entry: dict[str, Any], split: str, channels: int):
+    """Instantiate the registry entry's torchvision dataset class for one split, with no transform."""
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, entry["class"], None)
+    if not isinstance(cls, type):
+        raise WorkbenchError(f"dataset {name}: torchvision.datasets has no class {entry['class']!r} (torchvision {torchvision.__version__})")
+    root = dataset_root(cfg)
+    kwargs = dict(entry.get(split, {}))
+    if "loader" in inspect.signature(cls).parameters:
+        kwargs["loader"] = lambda path: decode_file(path, channels)
+    try:
+        return cls(root=str(root), download=cfg.download, **kwargs)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise WorkbenchError(_missing_files_message(cfg, name, entry, root, exc)) from None
+
+
+def _missing_files_message(cfg: DatasetConfig, name: str, entry: dict[str, Any], root: Path, exc: Exception) -> list[str]:
+    lines = [f"dataset {name}: cannot open its files under {root} ({str(exc).strip() or type(exc).__name__})"]
+    if cfg.download:
+        lines.append("downloading failed; this machine may be offline")
+    lines += [f"fetch: {url}" for url in entry.get("fetch", [])]
+    if entry.get("layout"):
+        lines.append("and place them as " + entry["layout"].format(root=root))
+    if not cfg.download:
+        lines.append("or, with internet access, run once with --set dataset.download=true")
+    lines.append("(dataset.root chooses the folder)")
+    return lines
+
+
+def load_torchvision(cfg: DatasetConfig, name: str, entry: dict[str, Any], channels: int, size: int) -> ImageData:
+    train_set = open_torchvision(cfg, name, entry, "train", channels)
+    val_set = open_torchvision(cfg, name, entry, "val", channels)
+    skipped: list[str] = []
+    train_idx = subset(np.arange(len(train_set)), cfg.max_train_images, cfg.split_seed)
+    val_idx = subset(np.arange(len(val_set)), cfg.max_val_images, cfg.split_seed + 1)
+    check_memory(len(train_idx) + len(val_idx), channels, size, name)
+    train_images, train_labels = extract(train_set, train_idx, channels, size, cfg.on_bad_image, skipped, f"{name} train")
+    val_images, val_labels = extract(val_set, val_idx, channels, size, cfg.on_bad_image, skipped, f"{name} val")
+    labels = torch.cat([train_labels, val_labels])
+    classes = class_names(train_set, entry, int(labels.max()) + 1 if len(labels) else 0)
+    return ImageData(name=name, classes=classes, train_images=train_images, train_labels=train_labels,
+                     val_images=val_images, val_labels=val_labels, skipped=skipped)
+
+
+def extract(dataset, indices: np.ndarray, channels: int, size: int, on_bad: str, skipped: list[str], what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    arrays = _array_images(dataset)
+    if arrays is not None:
+        images, labels = arrays
+        images = to_channels(square_batch(images[torch.from_numpy(indices)], size), channels)
+        return images, labels[torch.from_numpy(indices)]
+    return _decode_items(dataset, indices, channels, size, on_bad, skipped, what)
+
+
+def _array_images(dataset) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Datasets that keep every image in one array (CIFAR, MNIST, SVHN): uint8 [N, C, H, W] and int64 labels."""
+    data = getattr(dataset, "data", None)
+    targets = getattr(dataset, "targets", getattr(dataset, "labels", None))
+    if targets is None or not isinstance(data, (np.ndarray, torch.Tensor)):
+        return None
+    data = torch.as_tensor(data)
+    if data.dtype != torch.uint8 or data.ndim not in (3, 4):
+        return None
+    if data.ndim == 3:
+        data = data.unsqueeze(1)
+    elif data.shape[-1] in (1, 3) and data.shape[1] not in (1, 3):
+        data = data.permute(0, 3, 1, 2)  # HWC arrays (CIFAR) to CHW
+    return data, torch.as_tensor(np.asarray(targets), dtype=torch.int64)
+
+
+def _decode_items(dataset, indices: Iterable[int], channels: int, size: int, on_bad: str, skipped: list[str], what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = [], []
+    for index in indices:
+        try:
+            image, label = dataset[int(index)]
+            image = _as_uint8_tensor(image, channels)
+        except (OSError, RuntimeError, ValueError) as exc:
+            _bad_image(f"{what} #{int(index)}", exc, on_bad, skipped)
+            continue
+        images.append(square(image, size))
+        labels.append(int(label))
+    return stack(images, channels, size), torch.tensor(labels, dtype=torch.int64)
+
+
+def _as_uint8_tensor(image: Any, channels: int) -> torch.Tensor:
+    from torchvision.transforms.v2 import functional as TF
+
+    if isinstance(image, torch.Tensor):
+        return to_channels(image if image.ndim == 3 else image.unsqueeze(0), channels)
+    return TF.pil_to_tensor(image.convert("RGB" if channels == 3 else "L"))
+
+
+def class_names(dataset, entry: dict[str, Any], count: int) -> list[str]:
+    names = entry.get("classes") or getattr(dataset, "classes", None)
+    if not names:
+        return [str(i) for i in range(count)]
+    # Imagenette lists each class as a tuple of synonyms; the first is the common name.
+    return [n[0] if isinstance(n, (tuple, list)) else str(n) for n in names]
+

@@ -1,0 +1,38 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHITECTURES = ROOT / "architectures"
+PRESETS = {
+    **{f"efficientnet_b{i}": f"efficientnet_b{i}" for i in range(8)},
+    "efficientnetv2_s": "efficientnet_v2_s",
+    "efficientnetv2_m": "efficientnet_v2_m",
+    "efficientnetv2_l": "efficientnet_v2_l",
+}
+
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture
+def workbench_cli():
+    """Run `workbench ...` in-process; returns (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from workbench.cli.main import main
+
+    def run(*argv):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in argv])
+            except SystemExit as exc:  # argparse usage errors
+                code = exc.code
+        return code, out.getvalue(), err.getvalue()
+
+    return run

@@ -10,6 +10,8 @@ from workbench.errors import ConfigError
 
 SCHEMAS = {
     "architecture": ("workbench.schema.architecture", "Architecture"),
+    "recipe": ("workbench.schema.recipe", "Recipe"),
+    "study": ("workbench.schema.study", "Study"),
 }
 
 
@@ -63,8 +65,10 @@ def detect_kind(data: object) -> str:
         for kind in SCHEMAS:
             if kind in ref:
                 return kind
-        if "variants" in data and "study" in SCHEMAS:
+        if "variants" in data:
             return "study"
+        if "stages" not in data and ({"epochs", "optimizer", "progressive", "batch_size"} & set(data)):
+            return "recipe"
     return "architecture"
 
 

@@ -9,6 +9,7 @@ import sys
 # Each module defines register(subparsers); its handlers take the parsed args and return an exit code.
 COMMAND_MODULES = (
     "workbench.cli.arch",
+    "workbench.cli.study",
     "workbench.cli.results",
     "workbench.cli.train",
 )

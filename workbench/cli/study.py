@@ -1,0 +1,99 @@
+"""`workbench study run`: one trial per variant x seed x hyper-parameter point, scheduled by Ray Tune."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from workbench.cli.common import console, millions
+
+
+def register(sub) -> None:
+    study = sub.add_parser("study", help="run ablation studies on Ray Tune", description="Run a study file's trials on Ray Tune.")
+    ssub = study.add_subparsers(dest="study_command", required=True, metavar="SUBCOMMAND")
+    p = ssub.add_parser("run", help="run (or resume) a study", description=(
+        "Run every trial of a study (variants x seeds x hyper-parameter points). Re-running the same command after an "
+        "interruption resumes it: finished trials are skipped, interrupted ones continue from their last epoch."))
+    add_run_arguments(p)
+    p.set_defaults(func=cmd_run)
+
+
+def add_run_arguments(p) -> None:
+    p.add_argument("study", help="study JSON (studies/*.json)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a study field: recipe.epochs=2, seeds=[0,1], dataset=CIFAR10, dataset.path=..., resources.gpus=0.25")
+    p.add_argument("--address", help="join an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--dry-run", action="store_true", help="print the trial table (params, FLOPs) without training")
+    p.add_argument("--allow-cpu", action="store_true", help="run a GPU study on CPU instead of refusing")
+    p.add_argument("--out", help="results folder (default: <storage_path>/<study name>)")
+    p.add_argument("--no-live", action="store_true", help="no live display (logs, CI)")
+
+
+def cmd_run(args) -> int:
+    from workbench.study.runner import check_gpus_available, prepare, run_study
+
+    study, _, trials, folder = prepare(args.study, args.sets, allow_cpu=args.allow_cpu, out=args.out)
+    if args.dry_run:
+        print_trial_table(study, trials, folder)
+        return 0
+    if not args.address:
+        check_gpus_available(study)
+    out = console()
+    out.print(f"[bold]{study.name}[/]: {len(trials) or study.num_samples} trials → {folder}/")
+    outcome = run_study(args.study, args.sets, address=args.address, allow_cpu=args.allow_cpu, out=args.out, display=not args.no_live)
+    if outcome.skipped:
+        out.print(f"{len(outcome.skipped)} trials had finished in an earlier run and were not rerun.")
+    _print_comparison(folder, study.metric)
+    out.print(f"summary: {folder / 'summary.csv'} (and .parquet) · wall time {outcome.seconds:,.0f} s")
+    if outcome.interrupted:
+        out.print("[yellow]interrupted[/]: re-run the same command to resume; finished trials will not be rerun.")
+        return 130
+    failed = outcome.failed
+    if failed:
+        for trial_id, reason in failed:
+            print(f"failed: {trial_id}: {reason}", file=sys.stderr)
+        print(f"{len(failed)} of {len(outcome.trials)} trials failed; the others finished.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_comparison(folder: Path, metric: str) -> None:
+    from argparse import Namespace
+
+    from workbench.cli.results import cmd_compare
+    from workbench.errors import WorkbenchError
+
+    try:
+        cmd_compare(Namespace(dirs=[str(folder)], metric=metric, by=None, baseline=None, delta_on="best", confidence=0.95,
+                              format="table", output=None, machine=None, note=[]))
+    except WorkbenchError as exc:  # e.g. no trial finished yet
+        console().print(f"[dim]no comparison table: {' '.join(exc.lines)}[/]")
+
+
+def print_trial_table(study, trials, folder: Path) -> None:
+    from rich.table import Table
+
+    from workbench.complexity import analytic_cost
+    from workbench.schema.recipe import TrainJob
+    from workbench.study import ledger
+
+    table = Table(title=f"{study.name}: {len(trials)} trials ({study.algorithm}, scheduler {study.scheduler.name}, "
+                        f"{study.resources.cpus:g} CPU + {study.resources.gpus:g} GPU per trial) → {folder}/")
+    hp_keys = sorted({k for t in trials for k in t.hparams})
+    for col in ["trial", "variant", "seed", *hp_keys, "resolution", "params", "MFLOPs", "status"]:
+        table.add_column(col, justify="right" if col in ("seed", "resolution", "params", "MFLOPs") else "left")
+    for t in trials:
+        job = TrainJob.model_validate(t.job)
+        net = job.network
+        cost = analytic_cost(net, net.resolution.train, num_classes=0)
+        table.add_row(t.trial_id, t.variant, str(t.seed), *(_short(t.hparams.get(k)) for k in hp_keys), str(net.resolution.train),
+                      millions(cost.params), f"{cost.flops / 1e6:,.1f}", ledger.status_of(folder, t.trial_id)["status"])
+    out = console()
+    out.print(table)
+    if study.algorithm == "optuna":
+        out.print(f"optuna samples {study.num_samples} points of {sorted(study.space)} while the study runs.")
+    out.print("[dim]params and FLOPs of the backbone (classifier excluded: its width is the dataset's class count) at the train resolution[/]")
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

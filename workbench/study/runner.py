@@ -1,0 +1,269 @@
+"""Run a study's trials on Ray Tune: locally, on one GPU shared by several trials, or on a Ray cluster."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import WorkbenchError
+from workbench.schema.study import Study
+from workbench.study import ledger
+from workbench.study.trials import TrialSpec, expand, load_study, optuna_trial_id, variant_job
+
+# Ray writes its own per-trial CSV/JSON/TensorBoard loggers and changes into trial folders by default; the
+# trainer already writes every file the workbench reads, with absolute paths.
+RAY_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_AIR_NEW_OUTPUT": "0",
+           "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1e9", "RAY_DEDUP_LOGS": "0"}
+
+
+@dataclass
+class StudyOutcome:
+    study: Study
+    folder: Path
+    trials: list[str]
+    skipped: list[str] = field(default_factory=list)  # finished before this run
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        return {t: ledger.status_of(self.folder, t) for t in self.trials}
+
+    @property
+    def failed(self) -> list[tuple[str, str]]:
+        return [(t, s.get("reason") or s.get("status")) for t, s in self.statuses().items()
+                if s.get("status") in ("failed", "diverged")]
+
+    @property
+    def unfinished(self) -> list[str]:
+        return [t for t, s in self.statuses().items() if s.get("status") not in ledger.FINAL and s.get("status") != "failed"]
+
+
+def prepare(study_file: str | Path, sets: list[str] = (), *, allow_cpu: bool = False, out: str | None = None) -> tuple[Study, dict, list[TrialSpec], Path]:
+    """Validate the study and every trial's job before anything starts."""
+    study, resolved = load_study(study_file, sets)
+    if allow_cpu and study.resources.gpus:
+        study = study.model_copy(update={"resources": study.resources.model_copy(update={"gpus": 0.0})})
+        resolved["resources"]["gpus"] = 0.0
+    folder = Path(out) if out else Path(study.storage_path) / study.name
+    trials = expand(study, study_file) if study.algorithm != "optuna" else []
+    for trial in trials:
+        _absolute_paths(trial.job, allow_cpu)
+    return study, resolved, trials, folder
+
+
+def _absolute_paths(job: dict[str, Any], allow_cpu: bool) -> None:
+    # Trials run in Ray worker processes, possibly on other nodes: relative paths must not depend on their cwd.
+    for key in ("path", "root"):
+        if job["dataset"].get(key):
+            job["dataset"][key] = str(Path(job["dataset"][key]).expanduser().resolve())
+    if allow_cpu:
+        job["recipe"]["device"] = "cpu"
+
+
+def run_study(study_file: str | Path, sets: list[str] = (), *, address: str | None = None, allow_cpu: bool = False,
+              out: str | None = None, display: bool = True) -> StudyOutcome:
+    study, resolved, trials, folder = prepare(study_file, sets, allow_cpu=allow_cpu, out=out)
+    ledger.check_same_trials(folder, trials)
+    ledger.write_json(folder / "study.json", {**resolved, "source": str(study_file), "sets": list(sets)})
+    started = time.time()
+    if study.algorithm == "optuna":
+        outcome = _run_optuna(study, study_file, folder, address, allow_cpu, display)
+    else:
+        outcome = _run_grid(study, trials, folder, address, display)
+    outcome.seconds = time.time() - started
+    ledger.write_summary(folder, study.name)
+    return outcome
+
+
+def _run_grid(study: Study, trials: list[TrialSpec], folder: Path, address: str | None, display: bool) -> StudyOutcome:
+    outcome = StudyOutcome(study, folder, [t.trial_id for t in trials])
+    pending = []
+    for trial in trials:
+        if ledger.is_finished(folder, trial.trial_id):
+            outcome.skipped.append(trial.trial_id)
+        else:
+            ledger.record_trial(folder, trial)
+            pending.append(trial)
+    if not pending:
+        return outcome
+    from ray import tune
+
+    specs = {t.trial_id: t.record() for t in pending}
+    param_space = {"trial_id": tune.grid_search([t.trial_id for t in pending])}
+    outcome.interrupted = _tune(study, folder, address, param_space, specs, None, len(trials), len(outcome.skipped), display)
+    return outcome
+
+
+def _run_optuna(study: Study, study_file: str | Path, folder: Path, address: str | None, allow_cpu: bool, display: bool) -> StudyOutcome:
+    """TPE through OptunaSearch; finished trials seed the searcher again on resume (evaluated_rewards)."""
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    variant, seed = study.variants[0].name, study.seeds[0]
+    base = variant_job(study, study_file, variant)
+    _absolute_paths(base, allow_cpu)
+    done = [r for r in (ledger.read_json(p) for p in sorted((folder / "trials").glob("*/trial.json"))) if r]
+    finished = [r for r in done if ledger.is_finished(folder, r["trial_id"])]
+    unfinished = [r for r in done if r not in finished]
+    outcome = StudyOutcome(study, folder, [r["trial_id"] for r in done], skipped=[r["trial_id"] for r in finished])
+    remaining = study.num_samples - len(finished)
+    if remaining <= 0:
+        return outcome
+    rewards = [_final_metric(folder, r["trial_id"], study.metric) for r in finished]
+    known = [(r["hparams"], m) for r, m in zip(finished, rewards) if m is not None]
+    searcher = OptunaSearch(
+        space=_ray_space(study), metric=study.metric, mode=study.mode, seed=study.sample_seed,
+        points_to_evaluate=[h for h, _ in known] + [r["hparams"] for r in unfinished] or None,
+        evaluated_rewards=[m for _, m in known] or None,
+    )
+    context = {"base": base, "variant": variant, "seed": seed, "study_file": str(study_file)}
+    outcome.interrupted = _tune(study, folder, address, {}, {}, context, study.num_samples, len(finished), display,
+                                search_alg=searcher, num_samples=remaining)
+    outcome.trials = [r["trial_id"] for r in (ledger.read_json(p) for p in sorted((folder / "trials").glob("*/trial.json"))) if r]
+    return outcome
+
+
+def _ray_space(study: Study) -> dict[str, Any]:
+    from ray import tune
+
+    makers = {"choice": lambda p: tune.choice(p.values), "uniform": lambda p: tune.uniform(p.low, p.high),
+              "loguniform": lambda p: tune.loguniform(p.low, p.high), "randint": lambda p: tune.randint(int(p.low), int(p.high))}
+    return {key: makers[p.type](p) for key, p in study.space.items()}
+
+
+def _final_metric(folder: Path, trial_id: str, metric: str) -> float | None:
+    status = ledger.status_of(folder, trial_id)
+    return status.get(f"best_{metric}", status.get(metric))
+
+
+def _tune(study: Study, folder: Path, address: str | None, param_space: dict, specs: dict, optuna_context: dict | None,
+          total: int, done_before: int, display: bool, search_alg=None, num_samples: int = 1) -> bool:
+    """Start (or join) Ray, run the trials, and fix up statuses Ray decided. Returns True when interrupted."""
+    import ray
+    from ray import tune
+
+    from workbench.study.display import LiveDisplay
+    from workbench.study.trainable import run_trial
+
+    os.environ.update(RAY_ENV)
+    _start_ray(study, address)
+    trainable = tune.with_parameters(run_trial, specs=specs, folder=str(folder.resolve()), threads=max(1, int(study.resources.cpus)),
+                                     optuna=optuna_context)
+    trainable = tune.with_resources(trainable, {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
+    live = LiveDisplay(study.name, total, done_before, study.metric, study.mode, enabled=display)
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=study.metric, mode=study.mode, search_alg=search_alg, scheduler=_scheduler(study),
+            num_samples=num_samples, max_concurrent_trials=study.max_concurrent_trials, reuse_actors=True,
+            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+        ),
+        run_config=tune.RunConfig(
+            name="ray", storage_path=str(folder.resolve()), verbose=0, callbacks=[live],
+            failure_config=tune.FailureConfig(max_failures=study.max_failures, fail_fast=False),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+    interrupted = False
+    try:
+        results = tuner.fit()
+    except KeyboardInterrupt:
+        interrupted, results = True, None
+    finally:
+        live.stop()
+    interrupted = interrupted or live.interrupted
+    _settle_statuses(folder, results, interrupted)
+    if address is None:
+        ray.shutdown()
+    return interrupted
+
+
+def _trial_name(trial) -> str:
+    return str(trial.config.get("trial_id") or trial.trial_id)
+
+
+def _scheduler(study: Study):
+    if study.scheduler.name != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    epochs = _epochs(study)
+    return ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=min(study.scheduler.grace_period, epochs),
+                         reduction_factor=study.scheduler.reduction_factor)
+
+
+def _epochs(study: Study) -> int:
+    from workbench.schema.recipe import Recipe
+
+    return study.recipe.epochs if isinstance(study.recipe, Recipe) else Recipe().epochs
+
+
+def _start_ray(study: Study, address: str | None) -> None:
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        ray.shutdown()
+    if address:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        _check_gpus(study, ray.cluster_resources().get("GPU", 0), f"the Ray cluster at {address}")
+        return
+    import torch
+
+    gpus = torch.cuda.device_count()
+    _check_gpus(study, gpus, "this machine")
+    ray.init(num_cpus=os.cpu_count(), num_gpus=gpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+             object_store_memory=256 * 1024 * 1024, runtime_env={"env_vars": RAY_ENV})
+
+
+def check_gpus_available(study: Study) -> None:
+    """Answer at once, before Ray starts, when a local study asks for GPUs this machine lacks."""
+    if study.resources.gpus <= 0:
+        return
+    import torch
+
+    _check_gpus(study, torch.cuda.device_count(), "this machine")
+
+
+def _check_gpus(study: Study, available: float, where: str) -> None:
+    wanted = study.resources.gpus
+    if wanted > 0 and available < wanted:
+        raise WorkbenchError([
+            f"the study asks for {wanted:g} GPU per trial (resources.gpus) but {where} has {available:g}: "
+            "Ray would wait for GPUs forever.",
+            "Run on CPU with --allow-cpu, set resources.gpus=0, or pass --address of a Ray cluster with GPUs.",
+        ])
+
+
+def _settle_statuses(folder: Path, results, interrupted: bool) -> None:
+    """Write what Ray decided and the trainer could not: asha stops, errors outside the trainer, interruptions."""
+    if results is None:
+        entries = []
+    else:
+        entries = [(r.metrics or {}, r.error, r.path) for r in results]
+    by_name = {Path(path).name: (metrics, error) for metrics, error, path in entries if path}
+    for trial_json in sorted((folder / "trials").glob("*/trial.json")):
+        trial_id = trial_json.parent.name
+        status = ledger.status_of(folder, trial_id)
+        state = status.get("status")
+        if state in ledger.FINAL:
+            continue
+        metrics, error = by_name.get(trial_id, ({}, None))
+        if interrupted:
+            if state in ("running", "failed") and (status.get("reason") in (None, "interrupted") or "Interrupt" in str(status.get("reason"))):
+                ledger.mark(folder, trial_id, "interrupted", "the study was interrupted; re-run the same command to resume")
+        elif error is not None:
+            if state != "failed":
+                ledger.mark(folder, trial_id, "failed", _error_text(error))
+        elif trial_id in by_name and state in ("running", "failed"):
+            epoch = metrics.get("epoch", status.get("epochs_run"))
+            ledger.mark(folder, trial_id, "pruned", f"stopped by the asha scheduler after epoch {epoch}")
+
+
+def _error_text(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[-1] if text else type(error).__name__

@@ -1,0 +1,94 @@
+"""Throughput of a network on this device: evaluation and training-step images per second on synthetic batches."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from workbench.build import build_model
+from workbench.schema.architecture import Architecture
+from workbench.schema.recipe import Recipe
+from workbench.train.device import Execution, resolve_execution
+
+
+def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int = 32, device: str | None = None,
+              warmup: int = 3, steps: int = 10, num_classes: int = 1000, torchvision_too: bool = False) -> list[dict[str, Any]]:
+    """One row per model (workbench-built, and torchvision's of the same name when asked): eval and train img/s."""
+    exe = resolve_execution(Recipe(), device)
+    size = resolution or arch.resolution.eval_size
+    models: list[tuple[str, Callable[[], nn.Module]]] = [("workbench", lambda: build_model(arch, num_classes))]
+    if torchvision_too:
+        models.append(("torchvision", lambda: _torchvision_model(arch, num_classes)))
+    rows = []
+    for source, make in models:
+        torch.manual_seed(0)
+        model = make().to(exe.device, memory_format=exe.memory_format)
+        images = torch.randn(batch, arch.in_channels, size, size, device=exe.device).contiguous(memory_format=exe.memory_format)
+        labels = torch.randint(0, num_classes, (batch,), device=exe.device)
+        rows.append({
+            "model": source, "architecture": arch.name, "resolution": size, "batch": batch, "device": exe.describe,
+            "params": sum(p.numel() for p in model.parameters()),
+            "eval_images_per_s": _rate(lambda: _eval_step(model, images, exe), batch, warmup, steps, exe),
+            "train_images_per_s": _rate(_train_step(model, images, labels, exe), batch, warmup, steps, exe),
+        })
+    return rows
+
+
+def _torchvision_model(arch: Architecture, num_classes: int) -> nn.Module:
+    import torchvision.models
+
+    from workbench.train.transfer import torchvision_name
+
+    name = torchvision_name(arch.name)
+    if name not in torchvision.models.list_models():
+        from workbench.errors import WorkbenchError
+
+        raise WorkbenchError(f"torchvision has no model named {name} to compare with {arch.name}")
+    return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+
+
+def _autocast(exe: Execution):
+    return torch.autocast(exe.device.type, dtype=exe.amp_dtype or torch.float32, enabled=exe.amp_dtype is not None)
+
+
+@torch.no_grad()
+def _eval_step(model: nn.Module, images: torch.Tensor, exe: Execution) -> None:
+    model.eval()
+    with _autocast(exe):
+        model(images)
+
+
+def _train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, exe: Execution) -> Callable[[], None]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cuda", enabled=exe.amp_dtype == torch.float16)
+
+    def step() -> None:
+        model.train()
+        with _autocast(exe):
+            loss = nn.functional.cross_entropy(model(images).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    return step
+
+
+def _rate(step: Callable[[], None], batch: int, warmup: int, steps: int, exe: Execution) -> float:
+    for _ in range(warmup):
+        step()
+    _sync(exe)
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(exe)
+    return batch * steps / (time.perf_counter() - started)
+
+
+def _sync(exe: Execution) -> None:
+    if exe.cuda:
+        torch.cuda.synchronize(exe.device)

@@ -1,0 +1,420 @@
+"""The training loop: one TrainJob -> one trial folder (docs/design.md).
+
+Reproducibility: the model is initialised from torch.manual_seed(recipe.seed); every epoch then reseeds torch's
+global RNG (dropout, stochastic depth, augmentation, mixup) and the shuffling generator from (seed, epoch). A run
+resumed from checkpoint_last.pt therefore continues exactly as an uninterrupted run would, and on CPU (no loader
+workers, deterministic algorithms) the same job gives bitwise the same weights and metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader
+
+from workbench.build import build_model, set_dropout, set_stochastic_depth
+from workbench.data import cache_size_for, dataset_defaults, load_dataset
+from workbench.data.transforms import Normalizer, StageAugment, TransformedImages, batch_mixer, eval_images, train_transform
+from workbench.errors import WorkbenchError
+from workbench.schema.recipe import TrainJob
+from workbench.train import trial_files as files
+from workbench.train.device import Execution, reproducible, resolve_execution, thread_count
+from workbench.train.display import Display
+from workbench.train.optim import LRSchedule, build_optimizer
+from workbench.train.progressive import Stage, largest_image_size, plan_stages, stage_of
+from workbench.train.transfer import freeze, load_pretrained
+
+OnEpoch = Callable[[dict[str, Any], Path], None]
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite."""
+
+
+def fit(job: TrainJob, out_dir: str | Path, *, on_epoch: OnEpoch | None = None, device: str | torch.device | None = None,
+        progress: bool = True, resume: bool = True, trial: dict[str, Any] | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Train `job` into the trial folder `out_dir` and return its final status (the content of status.json).
+
+    resume: continue from checkpoint_last.pt when there is one; a folder whose run already finished (completed,
+    early_stopped, diverged) returns its status without training. resume=False starts over.
+    on_epoch(metrics, out_dir) runs after each epoch's metrics line, checkpoint and status are written.
+    trial: extra description stored under "trial" in config.json (the study runner's trial id, hparams, ...).
+    threads: torch CPU threads for this run (restored afterwards); None leaves the process setting.
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    previous = files.read_json(folder / files.STATUS)
+    if resume and isinstance(previous, dict) and previous.get("status") in files.FINISHED:
+        return previous
+    if not resume:
+        files.clear_trial(folder)
+    trainer = None
+    try:
+        with thread_count(threads):
+            execution = resolve_execution(job.recipe, device)
+            with reproducible(execution):
+                trainer = Trainer(job, folder, execution, Display(progress), trial)
+                return trainer.run(on_epoch, resume)
+    except BaseException as exc:
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else _describe(exc)
+        status = trainer.status("failed", reason) if trainer else {**_empty_status(), "status": "failed", "reason": reason}
+        files.write_json(folder / files.STATUS, status)
+        raise
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, WorkbenchError):
+        return " / ".join(exc.lines)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _empty_status() -> dict[str, Any]:
+    return {"status": "running", "reason": None, "epochs_run": 0, "best_val_top1": None, "best_epoch": None,
+            "final_val_top1": None, "seconds": 0.0, "train_images_per_s": None, "params": None, "flops": None}
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+class Trainer:
+    def __init__(self, job: TrainJob, folder: Path, execution: Execution, display: Display, trial: dict[str, Any] | None):
+        self.job, self.folder, self.exe, self.display = job, folder, execution, display
+        self.recipe = job.recipe
+        self.arch = job.network
+        self.stages = plan_stages(self.recipe, self.arch)
+        self.rows: list[dict[str, Any]] = []
+        self.best_top1, self.best_epoch = -1.0, 0
+        self.stopping_reference, self.bad_epochs = -1.0, 0
+        self.elapsed = 0.0
+        self.last_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.last_lr = 0.0
+        self._load_data()
+        self._build_model()
+        self.config = self._config(trial)
+
+    # --- set-up ---------------------------------------------------------------------------------
+
+    def _load_data(self) -> None:
+        channels = self.arch.in_channels
+        cache_size = cache_size_for(self.job.dataset, channels, largest_image_size(self.stages, self.arch))
+        self.data = load_dataset(self.job.dataset, channels, cache_size)
+        if len(self.data.train_images) == 0 or len(self.data.val_images) == 0:
+            raise WorkbenchError(f"dataset {self.data.name}: the train or val split is empty ({len(self.data.train_images)} / {len(self.data.val_images)} images)")
+        for path in self.data.skipped:
+            self.display.line(f"[yellow]skipped unreadable image {path}[/yellow]")
+        hflip = self.recipe.augment.hflip
+        self.hflip = dataset_defaults(self.job.dataset).get("hflip", True) if hflip is None else hflip
+        self.val_x = eval_images(self.data.val_images, self.arch.resolution.eval_size)
+        self.val_y = self.data.val_labels
+        self.normalize = Normalizer(channels, self.exe.device, self.exe.memory_format)
+        n, batch = len(self.data.train_images), self.recipe.batch_size
+        self.drop_last = n > batch  # a last batch of one image would break batch norm
+        self.steps_per_epoch = n // batch if self.drop_last else 1
+
+    def _build_model(self) -> None:
+        torch.manual_seed(self.recipe.seed)
+        self.model = build_model(self.arch, self.data.num_classes)
+        if self.recipe.init == "pretrained":
+            load_pretrained(self.model, self.arch)
+        self.frozen = freeze(self.model, self.recipe.freeze)
+        self.model.to(self.exe.device, memory_format=self.exe.memory_format)
+        self.optimizer = build_optimizer(self.model, self.recipe.optimizer)
+        self.schedule = LRSchedule(self.optimizer, self.recipe.schedule, self.steps_per_epoch, self.recipe.epochs)
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.recipe.ema_decay), use_buffers=True)
+                    if self.recipe.ema_decay else None)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.exe.amp_dtype == torch.float16)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=self.recipe.label_smoothing)
+
+    def _config(self, trial: dict[str, Any] | None) -> dict[str, Any]:
+        config = {
+            "architecture": self.arch.model_dump(mode="json"),
+            "recipe": self.recipe.model_dump(mode="json"),
+            "dataset": self.job.dataset.model_dump(mode="json"),
+            "scale": self.job.scale.model_dump(mode="json"),
+            "num_classes": self.data.num_classes,
+            "classes": self.data.classes,
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "flops": count_flops(self.arch, self.data.num_classes),
+            "stages": [s.as_dict() for s in self.stages],
+            "eval_size": self.arch.resolution.eval_size,
+            "cache_size": self.data.image_size,
+        }
+        if trial:
+            config["trial"] = trial
+        return config
+
+    # --- the run --------------------------------------------------------------------------------
+
+    def run(self, on_epoch: OnEpoch | None, resume: bool) -> dict[str, Any]:
+        from torch.utils.tensorboard import SummaryWriter
+
+        start = self._restore() + 1 if resume and (self.folder / files.LAST).exists() else 1
+        files.write_json(self.folder / files.CONFIG, self.config)
+        files.write_json(self.folder / files.STATUS, self.status("running"))
+        self.display.line(f"training {self.arch.name} on {self.data.name} ({len(self.data.train_images)} train / "
+                          f"{len(self.val_y)} val images, {self.data.num_classes} classes) on {self.exe.describe}"
+                          + (f", resuming at epoch {start}" if start > 1 else ""))
+        outcome, reason = "completed", None
+        with SummaryWriter(log_dir=str(self.folder)) as writer:
+            for epoch in range(start, self.recipe.epochs + 1):
+                try:
+                    row = self._epoch(epoch, stage_of(self.stages, epoch))
+                except Diverged as exc:
+                    outcome, reason = "diverged", str(exc)
+                    break
+                self._record(row, writer)
+                if on_epoch is not None:
+                    on_epoch(dict(row), self.folder)
+                if self._should_stop():
+                    outcome = "early_stopped"
+                    reason = f"no val top-1 gain above {self.recipe.early_stopping.min_delta} for {self.bad_epochs} epochs"
+                    break
+        status = self.status(outcome, reason)
+        files.write_json(self.folder / files.STATUS, status)
+        return status
+
+    def _epoch(self, epoch: int, stage: Stage) -> dict[str, Any]:
+        started = time.perf_counter()
+        seed = epoch_seed(self.recipe.seed, epoch)
+        torch.manual_seed(seed)
+        set_dropout(self.model, stage.dropout)
+        set_stochastic_depth(self.model, stage.stochastic_depth)
+        try:
+            train = self._train_epoch(epoch, stage, torch.Generator().manual_seed(seed))
+            train_seconds = time.perf_counter() - started
+            val = self._evaluate()
+        except torch.cuda.OutOfMemoryError:
+            raise WorkbenchError([f"CUDA out of memory at batch size {self.recipe.batch_size} and image size {stage.image_size} px "
+                                  f"(stage {stage.stage}, eval {self.arch.resolution.eval_size} px)",
+                                  "lower recipe.batch_size, or the image size (scale.resolution, recipe.progressive.image_size)"]) from None
+        lr = self.last_lr  # the rate of the epoch's last step
+        self.schedule.step_epoch(val["val_loss"])
+        seconds = time.perf_counter() - started
+        self.elapsed += seconds
+        self.last_predictions = val.pop("predictions")
+        images = train.pop("images")
+        return {"epoch": epoch, "stage": stage.stage, "image_size": stage.image_size, "dropout": stage.dropout,
+                "stochastic_depth": stage.stochastic_depth, "randaugment": stage.randaugment, "mixup": stage.mixup,
+                "lr": lr, **train, **val, "epoch_seconds": seconds,
+                "train_images_per_s": images / train_seconds, "elapsed_seconds": self.elapsed}
+
+    def _batches(self, stage: Stage, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        augment = StageAugment(stage.image_size, stage.randaugment, stage.mixup)
+        transform = train_transform(self.recipe.augment, augment, self.data.image_size, self.hflip, self.arch.in_channels)
+        dataset = TransformedImages(self.data.train_images, self.data.train_labels, transform)
+        loader = DataLoader(dataset, batch_size=self.recipe.batch_size, shuffle=True, drop_last=self.drop_last,
+                            generator=generator, num_workers=self.exe.num_workers, pin_memory=self.exe.cuda)
+        return iter(loader) if self.exe.num_workers else single_threaded(loader)
+
+    def _train_epoch(self, epoch: int, stage: Stage, generator: torch.Generator) -> dict[str, Any]:
+        self.model.train()
+        for module in self.frozen:
+            module.eval()
+        mixer = batch_mixer(self.recipe.augment, stage.mixup, self.data.num_classes)
+        loss_sum, correct, seen = 0.0, 0, 0
+        title = f"epoch {epoch}/{self.recipe.epochs} · stage {stage.stage} · {stage.image_size} px"
+        with self.display.epoch(title, self.steps_per_epoch) as advance:
+            for step, (images, labels) in enumerate(self._batches(stage, generator), start=1):
+                labels = labels.to(self.exe.device, non_blocking=True)
+                inputs, targets = self.normalize(images), labels
+                if mixer is not None:
+                    inputs, targets = mixer(inputs, labels)
+                logits, loss = self._step(inputs, targets)
+                if not math.isfinite(loss):
+                    raise Diverged(f"training loss became {loss} at epoch {epoch}, step {step}")
+                loss_sum += loss * len(labels)
+                correct += int((logits.argmax(1) == labels).sum())
+                seen += len(labels)
+                advance(loss)
+        return {"train_loss": loss_sum / seen, "train_top1": correct / seen, "images": seen}
+
+    def _step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, float]:
+        with torch.autocast(self.exe.device.type, dtype=self.exe.amp_dtype or torch.float32, enabled=self.exe.amp_dtype is not None):
+            logits = self.model(inputs)
+        loss = self.criterion(logits.float(), targets)
+        value = loss.item()
+        if not math.isfinite(value):
+            return logits, value
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.recipe.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.recipe.grad_clip)
+        self.last_lr = self.optimizer.param_groups[0]["lr"]
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.schedule.step_batch()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        return logits.detach(), value
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    @torch.no_grad()
+    def _evaluate(self) -> dict[str, Any]:
+        model = self.eval_model.eval()
+        batch = max(1, 2 * self.recipe.batch_size)
+        k = min(5, self.data.num_classes)
+        loss_sum, top1, top5, preds, confidences = 0.0, 0, 0, [], []
+        for images, labels in zip(self.val_x.split(batch), self.val_y.split(batch)):
+            labels = labels.to(self.exe.device)
+            with torch.autocast(self.exe.device.type, dtype=self.exe.amp_dtype or torch.float32, enabled=self.exe.amp_dtype is not None):
+                logits = model(self.normalize(images)).float()
+            loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+            probs = logits.softmax(1)
+            confidence, pred = probs.max(1)
+            top1 += int((pred == labels).sum())
+            top5 += int((logits.topk(k, 1).indices == labels[:, None]).any(1).sum())
+            preds.append(pred.cpu())
+            confidences.append(confidence.cpu())
+        n = len(self.val_y)
+        return {"val_loss": loss_sum / n, "val_top1": top1 / n, "val_top5": top5 / n,
+                "predictions": (torch.cat(preds), torch.cat(confidences))}
+
+    # --- bookkeeping ----------------------------------------------------------------------------
+
+    def _record(self, row: dict[str, Any], writer) -> None:
+        """Metrics line, TensorBoard, best checkpoint and predictions, last checkpoint, status, in that order."""
+        self.rows.append(row)
+        files.append_metrics(self.folder, row)
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                writer.add_scalar(key, value, row["epoch"])
+        writer.flush()
+        if row["val_top1"] > self.best_top1:
+            self.best_top1, self.best_epoch = row["val_top1"], row["epoch"]
+            files.save_checkpoint(self.folder / files.BEST, self._checkpoint(row["epoch"]))
+            files.write_predictions(self.folder / files.PREDICTIONS, self.val_y, *self.last_predictions)
+        self._track_early_stopping(row["val_top1"])
+        files.save_checkpoint(self.folder / files.LAST, self._checkpoint(row["epoch"]))
+        files.write_json(self.folder / files.STATUS, self.status("running"))
+        self.display.epoch_summary(row, self.recipe.epochs)
+
+    def _track_early_stopping(self, top1: float) -> None:
+        stopping = self.recipe.early_stopping
+        if stopping is None or top1 > self.stopping_reference + stopping.min_delta:
+            self.stopping_reference, self.bad_epochs = max(top1, self.stopping_reference), 0
+        else:
+            self.bad_epochs += 1
+
+    def _should_stop(self) -> bool:
+        stopping = self.recipe.early_stopping
+        return stopping is not None and self.bad_epochs >= stopping.patience
+
+    def _checkpoint(self, epoch: int) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "config": self.config,
+            "epoch": epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "eval_weights": "ema" if self.ema is not None else "model",
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "rng": {"torch": torch.get_rng_state()},
+            "trainer": {"best_top1": self.best_top1, "best_epoch": self.best_epoch, "elapsed": self.elapsed,
+                        "stopping_reference": self.stopping_reference, "bad_epochs": self.bad_epochs},
+        }
+
+    def _restore(self) -> int:
+        """Load checkpoint_last.pt into this trainer; returns the epoch it ended."""
+        state = files.load_checkpoint(self.folder / files.LAST, self.exe.device)
+        saved = {k: state["config"].get(k) for k in ("architecture", "recipe", "dataset", "scale")}
+        if saved != {k: self.config[k] for k in saved}:
+            raise WorkbenchError([f"{self.folder} holds a checkpoint of a different job (architecture, recipe, dataset or scale differ)",
+                                  "choose another output folder, or start over (--no-resume / fit(resume=False))"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["scheduler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        if state.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        trainer = state["trainer"]
+        self.best_top1, self.best_epoch, self.elapsed = trainer["best_top1"], trainer["best_epoch"], trainer["elapsed"]
+        self.stopping_reference, self.bad_epochs = trainer["stopping_reference"], trainer["bad_epochs"]
+        self.rows = files.keep_metrics_until(self.folder, state["epoch"])
+        return int(state["epoch"])
+
+    def status(self, outcome: str, reason: str | None = None) -> dict[str, Any]:
+        rows = self.rows
+        rates = [r["train_images_per_s"] for r in rows if r.get("train_images_per_s")]
+        return {
+            "status": outcome,
+            "reason": reason,
+            "epochs_run": rows[-1]["epoch"] if rows else 0,
+            "best_val_top1": self.best_top1 if self.best_epoch else None,
+            "best_epoch": self.best_epoch or None,
+            "final_val_top1": rows[-1]["val_top1"] if rows else None,
+            "seconds": self.elapsed,
+            # every epoch trains the same number of images, so the overall rate is the harmonic mean
+            "train_images_per_s": len(rates) / sum(1 / r for r in rates) if rates else None,
+            "params": self.config["params"],
+            "flops": self.config["flops"],
+            "stage_epoch_seconds": stage_epoch_seconds(rows),
+            "device": self.exe.describe,
+        }
+
+
+def single_threaded(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches transformed in this process with one torch thread, as DataLoader workers run.
+
+    Per-image transforms are thousands of tiny tensor ops; with several intra-op threads each one pays thread
+    synchronisation (RandAugment: ~5 ms instead of ~0.6 ms per 32 px image on 2 cores). The model step between
+    batches keeps the process's thread count.
+    """
+    batches = iter(loader)
+    while True:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        finally:
+            torch.set_num_threads(threads)
+        yield batch
+
+
+def stage_epoch_seconds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean epoch time of each progressive stage that ran."""
+    out: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        entry = out.setdefault(row["stage"], {"stage": row["stage"], "image_size": row["image_size"], "epochs": 0, "seconds": 0.0})
+        entry["epochs"] += 1
+        entry["seconds"] += row["epoch_seconds"]
+    return [{**e, "epoch_seconds": e["seconds"] / e["epochs"]} for e in out.values()]
+
+
+def count_flops(arch, num_classes: int) -> int:
+    """FLOPs at the evaluation resolution, by workbench.complexity when present, else by fvcore directly."""
+    size = arch.resolution.eval_size
+    try:
+        from workbench.complexity import count_flops as complexity_flops
+    except ImportError:
+        complexity_flops = None
+    if complexity_flops is not None:
+        return int(complexity_flops(arch, size, num_classes).flops)
+    return _fvcore_flops(arch, size, num_classes)
+
+
+def _fvcore_flops(arch, size: int, num_classes: int) -> int:
+    import logging
+
+    from fvcore.nn import FlopCountAnalysis
+
+    model = build_model(arch, num_classes).eval()
+    analysis = FlopCountAnalysis(model, torch.zeros(1, arch.in_channels, size, size))
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    return int(analysis.total())

@@ -50,8 +50,18 @@ def test_hardest_ranking_on_a_constructed_case(tmp_path):
     assert list(rates.columns) == ["A", "B", "C"]
     assert rates.loc[2].tolist() == [1.0, 1.0, 0.5] and rates.loc[5].tolist() == [0.5, 0.0, 0.0]
     hardest = analysis.hardest()
-    # 7: wrong everywhere; 2: wrong in A and B, half of C; 4 and 5 tie at 1/6 and sort by index; then the rest
+    # 7: wrong everywhere; 2: wrong in A and B, half of C; 4 and 5 tie at 1/6 and the more confidently wrong
+    # comes first (fixture confidence: 0.82 for example 4, 0.70 for 5); then the never-wrong ones by index
     assert hardest["index"].tolist() == [7, 2, 4, 5, 0, 1, 3, 6]
+    for i, conf in ((4, "0.700"), (5, "0.820")):  # swap the two confidences: the tie flips
+        path = analysis.groups[1 if i == 4 else 0].trials[1 if i == 4 else 0].predictions
+        lines = path.read_text().splitlines()
+        cells = lines[i + 1].split(",")
+        cells[3] = conf
+        lines[i + 1] = ",".join(cells)
+        path.write_text("\n".join(lines) + "\n")
+    swapped = per_example.analyse(reader.load([analysis.groups[0].trials[0].path.parent.parent]))
+    assert swapped.ranking().tolist()[:4] == [7, 2, 5, 4]
     top = hardest.iloc[0]
     assert top["wrong_rate"] == 1.0 and top["groups_wrong"] == 3 and top["trials_wrong"] == 6
     assert top["class"] == "bee" and top["common_wrong_pred"] == "cat"  # 4 of the 6 wrong predictions
@@ -135,5 +145,7 @@ def test_grid_through_workbench_data(tmp_path):
     assert grid.read_bytes()[:4] == b"\x89PNG"
     fig = per_example.image_grid(per_example.analyse(reader.load([study])), top=3)
     shown = [ax for ax in fig.axes if ax.images]
-    for ax, index in zip(shown, [3, 11, 5]):
+    # 3 and 11 are wrong everywhere, 11 more confidently (fixture confidence 0.78 vs 0.54); 5 only under variant a
+    assert [int(ax.get_title().split(" ")[0][1:]) for ax in shown] == [11, 3, 5]
+    for ax, index in zip(shown, [11, 3, 5]):
         assert np.array_equal(np.asarray(ax.images[0].get_array()), data.val_images[index, 0].numpy())

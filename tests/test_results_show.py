@@ -85,14 +85,14 @@ def test_tensorboard_command_and_events_from_metrics(tmp_path, capsys):
     out = tmp_path / "tb"
     assert main(["results", "tensorboard", str(a), "--from-metrics", str(out), "--print"]) == 0
     assert capsys.readouterr().out.strip() == f"tensorboard --logdir {out}"
-    # what tensorboard --logdir OUT would show: one run per trial with the val/top1 curve
+    # what tensorboard --logdir OUT would show: one run per trial with the val_top1 curve
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
     mux = EventMultiplexer().AddRunsFromDirectory(str(out))
     mux.Reload()
     runs = mux.Runs()
     assert len(runs) == 18 and "fused_vs_mb/trials/v2s_fused-lr0.01-s0" in runs
-    events = mux.Scalars("fused_vs_mb/trials/v2s_fused-lr0.01-s0", "val/top1")
+    events = mux.Scalars("fused_vs_mb/trials/v2s_fused-lr0.01-s0", "val_top1")  # the trainer's tag names
     expected = [json.loads(line)["val_top1"] for line in
                 (a / "trials" / "v2s_fused-lr0.01-s0" / "metrics.jsonl").read_text().splitlines()]
     assert [e.step for e in events] == list(range(1, 7))

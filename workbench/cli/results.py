@@ -85,6 +85,7 @@ def register(sub) -> None:
     p.add_argument("trial_dir", metavar="TRIAL_DIR")
     p.add_argument("--metric", default="val_top1", help="metric of the sparkline and best/final lines (default val_top1)")
     p.add_argument("--all-epochs", action="store_true", help="every epoch, not the first and last 40")
+    p.add_argument("--full-config", action="store_true", help="every config field, not only the key ones")
     p.set_defaults(func=cmd_show)
 
     p = rsub.add_parser(
@@ -270,7 +271,8 @@ def cmd_show(args) -> int:
         from workbench.results import reader
 
         reader.check_metric([trial], args.metric)
-    _console().print(show.render(trial, max_epochs=10**9 if args.all_epochs else 40, metric=args.metric))
+    _console().print(show.render(trial, max_epochs=10**9 if args.all_epochs else 40, metric=args.metric,
+                                 full=args.full_config))
     return 0
 
 

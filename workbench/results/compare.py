@@ -143,7 +143,7 @@ class Comparison:
         cols = (["study"] if self.multi_study else []) + list(self.by) + ["n", "incomplete"]
         if self.any_stopped:
             cols.append("diverged/failed")
-        cols += ["params (M)", "GFLOPs", f"best {self._metric_name()}{unit}", f"final {self._metric_name()}{unit}",
+        cols += ["params (M)", self._flops_unit()[1], f"best {self._metric_name()}{unit}", f"final {self._metric_name()}{unit}",
                  f"Δ {self.delta_on}{delta_unit}", f"{self.confidence * 100:g} % CI{delta_unit}", "p",
                  "train time", "img/s"]
         return cols
@@ -155,12 +155,15 @@ class Comparison:
             row += [str(g.best.n), str(len(g.incomplete))]
             if self.any_stopped:
                 row.append(str(len(g.stopped)))
-            row += [_range(g.params, 1e6), _range(g.flops, 1e9),
+            row += [_range(g.params, 1e6), _range(g.flops, self._flops_unit()[0]),
                     self._mean_std(g.best), self._mean_std(g.final)]
             row += self._delta_cells(g)
             row += [_duration(g.seconds.mean), _rate(g.images_per_s.mean)]
             out.append(row)
         return out
+
+    def _flops_unit(self) -> tuple[float, str]:
+        return flops_unit([v for g in self.groups for v in g.flops])
 
     def _scale(self) -> float:
         return 100.0 if self.percent else 1.0
@@ -309,7 +312,8 @@ def _records(self) -> list[str]:
             counts.append(f"[yellow]{len(g.incomplete)} incomplete[/yellow]")
         if g.stopped:
             counts.append(f"[red]{len(g.stopped)} diverged/failed[/red]")
-        cost = f"{_range(g.params, 1e6)} M params · {_range(g.flops, 1e9)} GFLOPs"
+        divisor, unit = self._flops_unit()
+        cost = f"{_range(g.params, 1e6)} M params · {_range(g.flops, divisor)} {unit}"
         out.append(f"[bold]{name}[/bold]  {', '.join(counts)}  {cost}")
         if g.is_baseline:
             delta = "[dim]baseline[/dim]"
@@ -344,6 +348,11 @@ def _md_escape(text: str) -> str:
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def flops_unit(values: list[float]) -> tuple[float, str]:
+    """GFLOPs for real networks; MFLOPs when every model is below 0.1 GFLOPs (small proxies)."""
+    return (1e6, "MFLOPs") if values and max(values) < 1e8 else (1e9, "GFLOPs")
 
 
 def _sig(value: float, digits: int = 3) -> str:

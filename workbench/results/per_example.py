@@ -3,7 +3,7 @@
 Every finished trial's val_predictions.csv (index,label,pred,confidence,correct; the best checkpoint on the val
 split) gives one wrong/right bit per example. Per group (variant, as in `compare`) the wrong-rate of an example is
 the fraction of the group's seeds that get it wrong; the hardness of an example is its wrong-rate averaged over
-groups, each group weighing the same. The hardest examples are drawn as an image grid, loaded through
+groups, each group weighing the same (ties: more groups wrong by majority, then more confidently wrong, first). The hardest examples are drawn as an image grid, loaded through
 workbench.data.load_dataset with the dataset config of a trial's config.json.
 """
 
@@ -70,14 +70,16 @@ class ErrorAnalysis:
         return self.classes[label] if 0 <= label < len(self.classes) else str(label)
 
     def ranking(self):
-        """Example indices, hardest first: mean wrong-rate over groups, then groups wrong by majority, then index."""
+        """Example indices, hardest first: mean wrong-rate over groups, then the number of groups wrong by majority,
+        then the mean confidence of the wrong predictions (confidently wrong first), then index."""
         import numpy as np
 
         rates = self.rates()
         hardness = rates.mean(axis=1).to_numpy()
         majority = (rates > 0.5).sum(axis=1).to_numpy()
+        wrong_conf = self.confidence.where(self.wrong.astype(bool)).mean(axis=1).fillna(-1.0).to_numpy()
         index = rates.index.to_numpy()
-        order = np.lexsort((index, -majority, -hardness))
+        order = np.lexsort((index, -wrong_conf, -majority, -hardness))
         return index[order]
 
     def hardest(self, top: int | None = None):
@@ -189,6 +191,10 @@ def _dataset_key(t: TrialRecord) -> tuple:
 
 
 def _image_size(config: dict[str, Any]) -> int:
+    """The size the trainer cached the dataset at (a cache hit), else the evaluation size."""
+    for key in ("cache_size", "eval_size"):
+        if isinstance(config.get(key), int) and config[key] > 0:
+            return config[key]
     arch = config.get("architecture") if isinstance(config.get("architecture"), dict) else {}
     resolution = arch.get("resolution") if isinstance(arch.get("resolution"), dict) else {}
     scale = config.get("scale") if isinstance(config.get("scale"), dict) else {}

@@ -19,7 +19,7 @@ from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.results import reader
-from workbench.results.compare import Group, group_trials, parse_by
+from workbench.results.compare import Group, flops_unit, group_trials, parse_by
 from workbench.results.reader import StudyRecord, TrialRecord
 
 KINDS = ("curves", "pareto", "sensitivity", "edf")
@@ -209,9 +209,9 @@ def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = Tru
     return sorted(front, key=lambda i: points[i][0])
 
 
-def _cost(t: TrialRecord, x: str) -> float | None:
+def _cost(t: TrialRecord, x: str, flops_divisor: float = 1e9) -> float | None:
     if x == "flops":
-        return None if t.flops is None else t.flops / 1e9
+        return None if t.flops is None else t.flops / flops_divisor
     if x == "params":
         return None if t.params is None else t.params / 1e6
     rate = t.images_per_s
@@ -241,8 +241,10 @@ def pareto(studies: list[StudyRecord], metric: str = "val_top1", x: str | None =
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
     means: list[tuple[float, float]] = []
     mean_groups: list[tuple[Group, Any]] = []
+    divisor, unit = flops_unit([t.flops for g in groups for t in g.used if t.flops is not None])
+    cost_label = unit if x == "flops" else COST_LABELS[x]
     for g, color in zip(groups, _colors(len(groups))):
-        pts = [(_cost(t, x), t.best(metric)) for t in g.used]
+        pts = [(_cost(t, x, divisor), t.best(metric)) for t in g.used]
         pts = [(c, m) for c, m in pts if c is not None and m is not None]
         if not pts:
             continue
@@ -275,9 +277,9 @@ def pareto(studies: list[StudyRecord], metric: str = "val_top1", x: str | None =
     costs = [c for c, _ in means]
     if min(costs) > 0 and max(costs) / min(costs) > 20:
         ax.set_xscale("log")
-    ax.set_xlabel(COST_LABELS[x])
+    ax.set_xlabel(cost_label)
     ax.set_ylabel(f"best {_metric_label(metric)}")
-    ax.set_title(f"{_title(studies)}: best {metric} vs {COST_LABELS[x].split(' (')[0]}\n"
+    ax.set_title(f"{_title(studies)}: best {metric} vs {cost_label.split(' (')[0]}\n"
                  "small dots: trials; large: mean ± std over seeds; circled: on the Pareto front", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")

@@ -106,7 +106,37 @@ def load_trial(path: str | Path) -> TrialRecord:
     return reader.read_trial(path, study=study)
 
 
-def render(trial: TrialRecord, max_epochs: int = 40, metric: str = "val_top1"):
+KEY_FIELDS = (  # config fields `show` prints without --full-config (scale and architecture are always shown)
+    "dataset.name", "dataset.path", "dataset.root", "dataset.max_train_images", "dataset.max_val_images",
+    "recipe.epochs", "recipe.batch_size", "recipe.seed", "recipe.optimizer.name", "recipe.optimizer.lr",
+    "recipe.optimizer.weight_decay", "recipe.optimizer.momentum", "recipe.schedule.name",
+    "recipe.schedule.warmup_epochs", "recipe.label_smoothing", "recipe.ema_decay", "recipe.early_stopping",
+    "recipe.augment.randaugment", "recipe.augment.mixup", "recipe.augment.cutmix", "recipe.progressive.enabled",
+    "recipe.progressive.stages", "recipe.progressive.image_size", "recipe.progressive.dropout",
+    "recipe.progressive.randaugment", "recipe.init", "recipe.freeze",
+)
+
+
+def _key_field(key: str, value: str) -> bool:
+    if key.startswith("scale."):
+        return True
+    if key.startswith("recipe.progressive.") and key != "recipe.progressive.enabled":
+        return False  # the resolved plan is shown stage by stage instead
+    return (key in KEY_FIELDS or any(key.startswith(k + ".") for k in KEY_FIELDS)) and value not in ("null", "None")
+
+
+def _stage_text(st: dict[str, Any]) -> str:
+    parts = [f"epochs {st.get('first_epoch')}–{st.get('last_epoch')}"]
+    if st.get("image_size") is not None:
+        parts.append(f"{st['image_size']} px")
+    for key, name in (("dropout", "dropout"), ("stochastic_depth", "sd"), ("randaugment", "RA"), ("mixup", "mixup")):
+        value = st.get(key)
+        if value is not None:
+            parts.append(f"{name} {value:.3g}" if isinstance(value, (int, float)) else f"{name} {value}")
+    return ", ".join(parts)
+
+
+def render(trial: TrialRecord, max_epochs: int = 40, metric: str = "val_top1", full: bool = False):
     """A rich renderable: config summary, per-epoch table with a sparkline, final figures and status."""
     from rich.console import Group
     from rich.panel import Panel
@@ -129,15 +159,22 @@ def render(trial: TrialRecord, max_epochs: int = 40, metric: str = "val_top1"):
     if isinstance(config.get("architecture"), dict):
         for key, value in _architecture_lines(config["architecture"]):
             info.add_row(f"architecture.{key}", value)
+    hidden = 0
     for section in ("scale", "dataset", "recipe"):
         if isinstance(config.get(section), dict):
             lines: list[tuple[str, str]] = []
             _scalar_lines(section, config[section], lines)
-            shown = lines if len(lines) <= 30 else lines[:30]
-            for key, value in shown:
-                info.add_row(key, value)
-            if len(lines) > len(shown):
-                info.add_row(section, f"… {len(lines) - len(shown)} more fields in config.json")
+            for key, value in lines:
+                if full or _key_field(key, value):
+                    info.add_row(key, value)
+                else:
+                    hidden += 1
+    if isinstance(config.get("stages"), list) and config["stages"]:
+        for st in config["stages"]:
+            if isinstance(st, dict):
+                info.add_row(f"stage {st.get('stage', '?')}", _stage_text(st))
+    if hidden:
+        info.add_row("", Text(f"… {hidden} more config fields (--full-config shows them)", style="dim"))
     if config.get("classes"):
         classes = [str(c) for c in config["classes"]]
         text = ", ".join(classes[:12]) + (f", … ({len(classes)} in all)" if len(classes) > 12 else "")
@@ -198,16 +235,20 @@ def render(trial: TrialRecord, max_epochs: int = 40, metric: str = "val_top1"):
         final.add_row(f"best {metric}", f"{best * k:.2f}{unit}" + (f" (epoch {epoch})" if epoch and trial.state != "incomplete" else ""))
     if fin is not None:
         final.add_row(f"final {metric}", f"{fin * k:.2f}{unit}")
-    from workbench.results.compare import _duration, _rate, _sig
+    from workbench.results.compare import _duration, _rate, _sig, flops_unit
 
     if trial.seconds is not None:
         final.add_row("training time", _duration(trial.seconds))
     if trial.images_per_s is not None:
         final.add_row("train images/s", _rate(trial.images_per_s))
+    device = (trial.status or {}).get("device")
+    if isinstance(device, str) and device:
+        final.add_row("device", device)
     if trial.params is not None:
         final.add_row("params", f"{_sig(trial.params / 1e6)} M ({int(trial.params):,})")
     if trial.flops is not None:
-        final.add_row("GFLOPs", _sig(trial.flops / 1e9))
+        divisor, unit = flops_unit([trial.flops])
+        final.add_row(unit, _sig(trial.flops / divisor))
     files = []
     for pattern, name in (("val_predictions.csv", "val predictions"), ("checkpoint_best.pt", "best checkpoint"),
                           ("checkpoint_last.pt", "last checkpoint"), ("events.out.tfevents*", "TensorBoard events")):

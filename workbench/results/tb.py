@@ -15,14 +15,9 @@ from workbench.errors import WorkbenchError
 from workbench.results import reader
 from workbench.results.reader import StudyRecord
 
-# metrics.jsonl key -> TensorBoard tag of the rebuilt events
-TAGS = {
-    "val_top1": "val/top1", "val_top5": "val/top5", "val_loss": "val/loss", "train_top1": "train/top1",
-    "train_loss": "train/loss", "lr": "schedule/lr", "image_size": "schedule/image_size",
-    "dropout": "schedule/dropout", "stochastic_depth": "schedule/stochastic_depth",
-    "randaugment": "schedule/randaugment", "mixup": "schedule/mixup", "epoch_seconds": "speed/epoch_seconds",
-    "train_images_per_s": "speed/train_images_per_s", "elapsed_seconds": "speed/elapsed_seconds",
-}
+# The trainer logs every numeric metrics.jsonl field under its own name (val_top1, train_loss, lr, ...) with the
+# epoch as step; rebuilt events use the same tags, so they look like the trainer's own.
+SKIPPED = ("epoch",)
 
 
 def event_files(path: Path) -> list[Path]:
@@ -91,9 +86,9 @@ def export_events(studies: list[StudyRecord], out: str | Path) -> list[Path]:
                     values = []
                     for key, value in row.items():
                         number = reader._number(value)
-                        if key in ("epoch", "stage") or number is None or not math.isfinite(number):
+                        if key in SKIPPED or isinstance(value, bool) or number is None or not math.isfinite(number):
                             continue
-                        values.append(Summary.Value(tag=TAGS.get(key, key), simple_value=number))
+                        values.append(Summary.Value(tag=key, simple_value=number))
                     writer.add_event(Event(wall_time=wall, step=step, summary=Summary(value=values)))
             finally:
                 writer.close()

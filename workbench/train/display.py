@@ -20,12 +20,12 @@ class Display:
 
     def line(self, text: str) -> None:
         if self.console is not None:
-            self.console.print(text)
+            self.console.print(text, soft_wrap=True)
 
     @contextmanager
     def epoch(self, title: str, steps: int) -> Iterator[Any]:
         """A progress bar over the epoch's steps; yields advance(loss) to call after each step."""
-        if self.console is None:
+        if self.console is None or not self.console.is_terminal:  # a log file gets the epoch lines only
             yield lambda loss: None
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn

@@ -1,0 +1,189 @@
+"""Training commands: train (one run), predict (top-k classes of image files), bench (images/s on this device)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from workbench.cli.common import add_scale_option, console
+from workbench.errors import WorkbenchError
+
+SET_PREFIXES = ("recipe.", "dataset.", "scale.")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train one network (recipe, dataset, progressive learning)",
+                       description="Train an architecture on a dataset with a recipe and write a trial folder "
+                                   "(config.json, metrics.jsonl, status.json, checkpoints, val_predictions.csv, TensorBoard events).")
+    p.add_argument("arch", metavar="ARCH.json")
+    p.add_argument("--recipe", metavar="R.json", help="recipe file (default: the built-in small-CPU recipe)")
+    p.add_argument("--dataset", metavar="NAME", help="registry name: digits (default), imagefolder, CIFAR10, MNIST, ...")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override recipe.*, dataset.* or scale.* (e.g. recipe.epochs=2, scale.width_mult=0.25, dataset=CIFAR10); repeatable")
+    p.add_argument("--out", metavar="DIR", help="trial folder (default: runs/<arch>-<dataset>-<time>); an existing one resumes")
+    p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides recipe.device")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the number of usable cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="top-k classes of image files from a checkpoint",
+                       description="Print the top-k classes with probabilities for each image, preprocessed like the validation split.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("bench", help="eval and train-step images/s of an architecture on this device",
+                       description="Measure evaluation and training-step throughput on synthetic batches (warm-up, then timed steps).")
+    p.add_argument("arch", metavar="ARCH.json")
+    p.add_argument("--resolution", type=int, help="input size (default: the architecture's eval resolution after scaling)")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the number of usable cores)")
+    p.add_argument("--torchvision", action="store_true", help="also measure torchvision's model of the same name")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_scale_option(p)
+    p.set_defaults(func=cmd_bench)
+
+
+def prefer_sleeping_threads() -> None:
+    """Ask OpenMP threads to sleep rather than spin while waiting; call before torch loads.
+
+    On a small machine shared with other processes, spinning threads wait for each other: the tiny test network
+    trained 7x slower with 2 threads than with 1. Sleeping threads cost little when the machine is idle.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+# --- train ----------------------------------------------------------------------------------------
+
+
+def build_job(arch_path: str, recipe_path: str | None, dataset: str | None, sets: list[str]):
+    """Architecture file + optional recipe file + --dataset + --set assignments -> a validated TrainJob."""
+    from workbench.schema import Architecture, load
+    from workbench.schema.common import read_json, validate
+    from workbench.schema.overrides import apply_overrides, parse_assignment
+    from workbench.schema.recipe import TrainJob
+
+    arch = load(Architecture, arch_path)
+    recipe: Any = read_json(recipe_path) if recipe_path else {}
+    if not isinstance(recipe, dict):
+        raise WorkbenchError(f"{recipe_path}: expected a JSON object (a recipe)")
+    recipe.pop("$schema", None)
+    data: dict[str, Any] = {"recipe": recipe, "dataset": {"name": dataset} if dataset else {}, "scale": {}}
+    assignments = [parse_assignment(s) for s in sets]
+    for key, value in assignments:
+        if key == "dataset":
+            data["dataset"] = {"name": value} if isinstance(value, str) else value
+        elif not key.startswith(SET_PREFIXES):
+            raise WorkbenchError(f"--set {key}: keys start with recipe., dataset. or scale. (or dataset=NAME)")
+    data = apply_overrides(data, {k: v for k, v in assignments if k != "dataset"})
+    source = recipe_path or "train"
+    return validate(TrainJob, {"architecture": arch, **data}, source)
+
+
+def default_out(arch_name: str, dataset: str) -> str:
+    return os.path.join("runs", f"{arch_name}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def cmd_train(args) -> int:
+    prefer_sleeping_threads()
+    from workbench.train import fit
+    from workbench.train.device import cpu_count
+
+    job = build_job(args.arch, args.recipe, args.dataset, args.sets)
+    out = args.out or default_out(job.architecture.name, job.dataset.name)
+    started = time.perf_counter()
+    status = fit(job, out, device=args.device, progress=not args.quiet, resume=not args.no_resume,
+                 threads=args.threads or cpu_count())
+    print_summary(status, out, time.perf_counter() - started)
+    return 1 if status["status"] in ("diverged", "failed") else 0
+
+
+def print_summary(status: dict[str, Any], out: str, wall: float) -> None:
+    from rich.table import Table
+
+    from workbench.train.trial_files import read_metrics
+
+    con = console()
+    stages = {}
+    for row in read_metrics(Path(out)):
+        stages.setdefault(row["stage"], []).append(row)
+    table = Table(title="stages", title_justify="left")
+    for column in ("stage", "epochs", "image px", "dropout", "stoch. depth", "RandAugment", "mixup", "s / epoch", "train img/s", "best val top-1"):
+        table.add_column(column, justify="right")
+    for stage, rows in stages.items():
+        first = rows[0]
+        table.add_row(str(stage), f"{first['epoch']}-{rows[-1]['epoch']}", str(first["image_size"]), f"{first['dropout']:.3f}",
+                      f"{first['stochastic_depth']:.3f}", "-" if first["randaugment"] is None else str(first["randaugment"]),
+                      f"{first['mixup']:.2f}", f"{sum(r['epoch_seconds'] for r in rows) / len(rows):.2f}",
+                      f"{sum(r['train_images_per_s'] for r in rows) / len(rows):.0f}", f"{max(r['val_top1'] for r in rows):.1%}")
+    if stages:
+        con.print(table)
+    best = status.get("best_val_top1")
+    con.print(f"{status['status']}" + (f" ({status['reason']})" if status.get("reason") else "")
+              + (f" · best val top-1 {best:.1%} at epoch {status['best_epoch']}" if best is not None else "")
+              + f" · {status['epochs_run']} epochs · {wall:.1f} s wall · {out}")
+
+
+# --- predict --------------------------------------------------------------------------------------
+
+
+def cmd_predict(args) -> int:
+    prefer_sleeping_threads()
+    from workbench.train.predict import predict_files
+
+    if args.top_k < 1:
+        raise WorkbenchError("--top-k must be at least 1")
+    results = predict_files(args.checkpoint, args.images, top_k=args.top_k, device=args.device)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table()
+    for column, justify in (("image", "left"), ("rank", "right"), ("class", "left"), ("probability", "right")):
+        table.add_column(column, justify=justify)
+    for result in results:
+        for rank, (name, prob) in enumerate(result["top"], start=1):
+            table.add_row(result["image"] if rank == 1 else "", str(rank), name, f"{prob:.1%}", end_section=rank == len(result["top"]))
+    console().print(table)
+    return 0
+
+
+# --- bench ----------------------------------------------------------------------------------------
+
+
+def cmd_bench(args) -> int:
+    prefer_sleeping_threads()
+    from workbench.cli.common import load_scaled
+    from workbench.train.bench import benchmark
+    from workbench.train.device import cpu_count, thread_count
+
+    arch = load_scaled(args.arch, args.sets)
+    if args.batch < 1 or args.steps < 1 or args.warmup < 0:
+        raise WorkbenchError("--batch and --steps must be at least 1, --warmup at least 0")
+    with thread_count(args.threads or cpu_count()):
+        rows = benchmark(arch, resolution=args.resolution, batch=args.batch, device=args.device, warmup=args.warmup,
+                         steps=args.steps, num_classes=args.num_classes, torchvision_too=args.torchvision)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"{arch.name} at {rows[0]['resolution']} px, batch {rows[0]['batch']}, {rows[0]['device']}", title_justify="left")
+    for column in ("model", "params", "eval img/s", "train img/s"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(row["model"], f"{row['params'] / 1e6:.2f} M", f"{row['eval_images_per_s']:.1f}", f"{row['train_images_per_s']:.1f}")
+    console().print(table)
+    return 0

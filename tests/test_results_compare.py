@@ -109,12 +109,37 @@ def test_incomplete_and_diverged_trials_are_marked_not_averaged(tmp_path):
         assert rows[variant]["final_val_top1_std"] == pytest.approx(np.std(values["final"], ddof=1), abs=1e-12)
     text = result.to_markdown()
     headers, body = md_rows(text)
-    assert "diverged/failed" in headers
+    assert "diverged" in headers  # the column names the stopped states present
     assert "- incomplete: fused_vs_mb/v2s_shallow-lr0.01-s3" in text
     assert "- incomplete: fused_vs_mb/v2s_fused-lr0.01-s3" in text
     assert "- diverged: fused_vs_mb/v2s_mbconv-lr0.05-s3" in text
     # pooling the two learning rates under --by variant is said out loud
     assert "rows pool several values of hp.recipe.optimizer.lr" in text
+
+
+def test_study_runner_states(tmp_path):
+    """pruned (asha) is counted with the stopped trials; interrupted and not-started trials are incomplete."""
+    study = make_study(tmp_path, broken=False)
+    trials = study / "trials"
+    write_trial(trials / "v2s_fused-lr0.01-s7", variant="v2s_fused", seed=7, val_top1=[0.2, 0.3],
+                hparams={"recipe.optimizer.lr": 0.01}, study="fused_vs_mb", status="pruned",
+                reason="stopped by the asha scheduler after epoch 2")
+    write_trial(trials / "v2s_fused-lr0.01-s8", variant="v2s_fused", seed=8, val_top1=[0.2, 0.3, 0.4],
+                hparams={"recipe.optimizer.lr": 0.01}, study="fused_vs_mb", status="interrupted",
+                reason="the study was interrupted; re-run the same command to resume")
+    (trials / "v2s_fused-lr0.01-s9").mkdir()
+    (trials / "v2s_fused-lr0.01-s9" / "trial.json").write_text(json.dumps(
+        {"trial_id": "v2s_fused-lr0.01-s9", "variant": "v2s_fused", "seed": 9, "hparams": {"recipe.optimizer.lr": 0.01}}))
+    states = {t.trial_id: t for t in reader.load([study])[0].trials}
+    assert states["v2s_fused-lr0.01-s7"].state == "pruned"
+    assert states["v2s_fused-lr0.01-s8"].state == "incomplete" and "interrupted" in states["v2s_fused-lr0.01-s8"].reason
+    assert states["v2s_fused-lr0.01-s9"].state == "incomplete" and "not started" in states["v2s_fused-lr0.01-s9"].reason
+    result = compare.compare(reader.load([study]))
+    row = next(r for r in result.rows() if r["variant"] == "v2s_fused" and r["hp.recipe.optimizer.lr"] == 0.01)
+    assert (row["n"], row["incomplete"], row["pruned"]) == (3, 2, 1)
+    assert row["best_val_top1_mean"] == pytest.approx(np.mean(expected_by_config(study)[("v2s_fused", 0.01)]))
+    headers, _ = md_rows(result.to_markdown())
+    assert "pruned" in headers and "- pruned: fused_vs_mb/v2s_fused-lr0.01-s7" in result.to_markdown()
 
 
 def test_stale_summary_is_not_trusted_and_missing_folders_count(tmp_path):

@@ -46,7 +46,7 @@ class Group:
     @property
     def stopped(self) -> list[TrialRecord]:
         """Diverged or failed: ran, but not to a result worth averaging."""
-        return [t for t in self.trials if t.state in ("diverged", "failed")]
+        return [t for t in self.trials if t.state in reader.STOPPED]
 
     def _values(self, name: str) -> list[float]:
         values = [getattr(t, name) for t in self.used]
@@ -81,6 +81,11 @@ class Comparison:
     def multi_study(self) -> bool:
         return len({g.study for g in self.groups}) > 1
 
+    def stopped_label(self) -> str:
+        """'diverged/failed' style header naming the stopped states present."""
+        present = [s for s in reader.STOPPED if any(t.state == s for g in self.groups for t in g.trials)]
+        return "/".join(present) or "stopped"
+
     @property
     def any_stopped(self) -> bool:
         return any(g.stopped for g in self.groups)
@@ -98,6 +103,7 @@ class Comparison:
             row: dict[str, Any] = {"study": g.study, **dict(zip(self.by, g.key)), "n": g.best.n, "incomplete": len(g.incomplete),
                                    "diverged": sum(t.state == "diverged" for t in g.trials),
                                    "failed": sum(t.state == "failed" for t in g.trials),
+                                   "pruned": sum(t.state == "pruned" for t in g.trials),
                                    "params": _mean(params), "flops": _mean(flops),
                                    f"best_{m}_mean": g.best.mean, f"best_{m}_std": g.best.std,
                                    f"final_{m}_mean": g.final.mean, f"final_{m}_std": g.final.std,
@@ -142,7 +148,7 @@ class Comparison:
         delta_unit = " (pp)" if self.percent else ""
         cols = (["study"] if self.multi_study else []) + list(self.by) + ["n", "incomplete"]
         if self.any_stopped:
-            cols.append("diverged/failed")
+            cols.append(self.stopped_label())
         cols += ["params (M)", self._flops_unit()[1], f"best {self._metric_name()}{unit}", f"final {self._metric_name()}{unit}",
                  f"Δ {self.delta_on}{delta_unit}", f"{self.confidence * 100:g} % CI{delta_unit}", "p",
                  "train time", "img/s"]
@@ -203,7 +209,8 @@ class Comparison:
             f"half-written trials, counted but not averaged",
         ]
         if self.any_stopped:
-            parts.append("diverged/failed: trials the trainer stopped, not averaged")
+            parts.append(f"{self.stopped_label()}: trials that diverged, failed or were pruned by the scheduler, "
+                         "counted but not averaged")
         parts += [
             f"values: mean ± sample std over seeds ({better} is better)",
             f"Δ: difference of the mean {self.delta_on} {self._metric_name()} to the baseline ({base_text}), in {unit}",
@@ -311,7 +318,7 @@ def _records(self) -> list[str]:
         if g.incomplete:
             counts.append(f"[yellow]{len(g.incomplete)} incomplete[/yellow]")
         if g.stopped:
-            counts.append(f"[red]{len(g.stopped)} diverged/failed[/red]")
+            counts.append(f"[red]{len(g.stopped)} {self.stopped_label()}[/red]")
         divisor, unit = self._flops_unit()
         cost = f"{_range(g.params, 1e6)} M params · {_range(g.flops, divisor)} {unit}"
         out.append(f"[bold]{name}[/bold]  {', '.join(counts)}  {cost}")

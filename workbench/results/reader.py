@@ -23,8 +23,11 @@ from workbench.errors import WorkbenchError
 # States of a trial as the results room sees it.
 FINISHED = ("completed", "early_stopped")  # trained to the end the recipe or early stopping chose: averaged
 ENDED = FINISHED + ("diverged",)  # the trainer stopped it on purpose (the EDF of a design space counts these)
-STATES = ("completed", "early_stopped", "diverged", "failed", "incomplete")
-TRAINER_STATES = ("running", "completed", "early_stopped", "diverged", "failed")
+STOPPED = ("diverged", "failed", "pruned")  # ran, but not to a result worth averaging; counted in their own column
+STATES = FINISHED + STOPPED + ("incomplete",)
+# status.json's status as the trainer (running ... failed) and the study runner (pruned by the asha scheduler,
+# interrupted when the study stopped) write it
+TRAINER_STATES = ("running", "completed", "early_stopped", "diverged", "failed", "pruned", "interrupted")
 
 TRIAL_MARKERS = ("metrics.jsonl", "status.json", "config.json", "trial.json")
 METRIC_KEYS = ("val_top1", "val_top5", "val_loss", "train_top1", "train_loss")
@@ -249,15 +252,21 @@ class StudyRecord:
         return order
 
     def machine(self) -> str | None:
-        """A machine description recorded by the study runner or the trainer, if any."""
-        for source in [self.spec] + [t.config for t in self.trials] + [t.status or {} for t in self.trials]:
-            for key in ("machine", "hardware", "device", "host"):
-                value = source.get(key)
-                if isinstance(value, str) and value:
-                    return value
-                if isinstance(value, dict) and value:
-                    return ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list)))
-        return None
+        """The machine the trials ran on: study.json's `machine` if recorded, else the devices the trainer wrote
+        into status.json (e.g. "cpu (cpu x2 threads), fp32"), most common first."""
+        value = self.spec.get("machine")
+        if isinstance(value, str) and value:
+            return value
+        counts: dict[str, int] = {}
+        for trial in self.trials:
+            for source in (trial.status or {}, trial.config):
+                device = source.get("device") or source.get("machine")
+                if isinstance(device, str) and device:
+                    counts[device] = counts.get(device, 0) + 1
+                    break
+        if not counts:
+            return None
+        return "; ".join(sorted(counts, key=lambda d: -counts[d]))
 
 
 def _first(*values: Any) -> Any:
@@ -328,12 +337,16 @@ def read_trial(path: str | Path, study: str | None = None, summary_row: dict[str
         state, reason = "incomplete", status_problem
     elif not any((path / name).exists() for name in TRIAL_MARKERS):
         state, reason = "incomplete", "trial folder holds no trial files yet (never started?)"
+    elif status is None and not (path / "metrics.jsonl").exists() and not (path / "config.json").exists():
+        state, reason = "incomplete", "not started yet (no status.json, config.json or metrics.jsonl)"
     elif status is None:
         state, reason = "incomplete", "no status.json (killed before its first epoch ended, or not a finished run)"
     elif trainer_status == "running":
         age = time.time() - (path / "status.json").stat().st_mtime
         state = "incomplete"
         reason = f"status.json still says running, last written {_age(age)} ago (killed, or still training)"
+    elif trainer_status == "interrupted":
+        state, reason = "incomplete", f"interrupted: {status.get('reason') or 'the study stopped before this trial finished'}"
     elif trainer_status not in TRAINER_STATES:
         state, reason = "incomplete", f"status.json has an unknown status {trainer_status!r}"
     elif truncated:

@@ -215,7 +215,9 @@ def cmd_errors(args) -> int:
                         + [f"{r[c] * 100:.0f}" for c in show_rates])
         legend = (f"{overall['examples']} validation examples, {analysis.wrong.shape[1]} trials; wrong-rate: share of "
                   "a group's seeds that get the example wrong, averaged over groups; groups wrong: groups where most "
-                  f"seeds get it wrong; {overall['wrong_under_every_group']} examples are wrong under every seed of "
+                  "seeds get it wrong; most common wrong pred: the class most wrong predictions name, with its share "
+                  "of them; wrong conf.: mean confidence of the wrong predictions; "
+                  f"{overall['wrong_under_every_group']} examples are wrong under every seed of "
                   f"every group, {overall['right_under_every_group']} right under all.")
         summary_headers = ["group", "seeds", "mean error %", "always wrong", "sometimes wrong", "never wrong"]
         summary_rows = [[str(s["group"]), str(s["seeds"]), f"{s['mean_error'] * 100:.2f}", str(s["always_wrong"]),
@@ -257,8 +259,9 @@ def cmd_errors(args) -> int:
     return 0
 
 
-def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(":---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
+def _md_table(headers: list[str], rows: list[list[str]], left: tuple[str, ...] = ("group", "class", "most common wrong pred")) -> list[str]:
+    align = [":---" if h in left else "---:" for h in headers]
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return out
 

@@ -103,3 +103,12 @@ def test_tensorboard_command_and_events_from_metrics(tmp_path, capsys):
     args = tb.command([out, b / "events"], port=6007)
     assert args[:2] == ["tensorboard", "--logdir_spec"] and args[2] == f"tb:{out},events:{b / 'events'}"
     assert args[-2:] == ["--port", "6007"]
+
+
+@pytest.mark.parametrize("command", ["compare", "plot", "errors", "show", "tensorboard"])
+def test_help_of_every_results_command(command, capsys):
+    for argv in (["results", "--help"], ["results", command, "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+    assert f"workbench results {command}" in capsys.readouterr().out

@@ -29,7 +29,7 @@ def register(sub) -> None:
     rsub = results.add_subparsers(dest="results_command", required=True, metavar="SUBCOMMAND")
 
     p = rsub.add_parser(
-        "compare", help="one row per variant: n, mean ± std, Δ vs baseline with 95 % CI and p",
+        "compare", help="one row per variant: n, mean ± std, Δ vs baseline with 95 %% CI and p",
         description="One row per group (variant, or hyper-parameter value): finished seeds, incomplete trials, "
                     "params, GFLOPs, best and final metric as mean ± sample std over seeds, the difference of the "
                     "mean to the baseline with a Welch t confidence interval and a Welch t-test p-value, training "

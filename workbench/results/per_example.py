@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from workbench.errors import WorkbenchError
-from workbench.results import reader
 from workbench.results.compare import Group, group_trials, parse_by
 from workbench.results.reader import StudyRecord, TrialRecord
 

@@ -81,8 +81,9 @@ def test_cli_train_writes_a_trial_and_summarises_it(tmp_path, workbench_cli):
     arch = tmp_path / "tiny.json"
     arch.write_text(json.dumps(TINY_ARCH))
     out = tmp_path / "run"
-    code, stdout, err = workbench_cli("train", arch, "--dataset", "digits", "--set", "recipe.epochs=2", "--set", "dataset.max_train_images=128",
-                                      "--set", "dataset.max_val_images=40", "--set", "recipe.progressive.enabled=true",
+    code, stdout, err = workbench_cli("train", arch, "--dataset", "digits", "--set", "recipe.epochs=2",
+                                      "--set", "dataset.max_train_images=128", "--set", "dataset.max_val_images=40",
+                                      "--set", "recipe.progressive.enabled=true",
                                       "--set", "recipe.progressive.stages=2", "--set", "recipe.progressive.image_size=[12,16]",
                                       "--out", out, "--threads", "1")
     assert code == 0, err
@@ -112,7 +113,8 @@ def test_cli_bench_measures_both_models(workbench_cli):
 def test_cli_bench_table_with_scale(tmp_path, workbench_cli):
     arch = tmp_path / "tiny.json"
     arch.write_text(json.dumps(TINY_ARCH))
-    code, out, err = workbench_cli("bench", arch, "--set", "scale.resolution=24", "--batch", "2", "--steps", "1", "--warmup", "0", "--threads", "1")
+    code, out, err = workbench_cli("bench", arch, "--set", "scale.resolution=24", "--batch", "2", "--steps", "1", "--warmup", "0",
+                                   "--threads", "1")
     assert code == 0, err
     assert "tiny at 24 px, batch 2" in out and "train img/s" in out
     code, _, err = workbench_cli("bench", arch, "--torchvision", "--steps", "1", "--warmup", "0", "--batch", "2")

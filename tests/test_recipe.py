@@ -62,7 +62,8 @@ def test_dataset_name_alone_is_a_config():
 
 
 def test_dataset_schema_errors():
-    assert any(line.startswith("r.json: path: imagefolder needs path") for line in config_error_lines(DatasetConfig, {"name": "imagefolder"}))
+    lines = config_error_lines(DatasetConfig, {"name": "imagefolder"})
+    assert any(line.startswith("r.json: path: imagefolder needs path") for line in lines)
     assert any(line.startswith("r.json: on_bad_image: ") for line in config_error_lines(DatasetConfig, {"on_bad_image": "ignore"}))
     assert any(line.startswith("r.json: val_fraction: ") for line in config_error_lines(DatasetConfig, {"val_fraction": 1.0}))
 

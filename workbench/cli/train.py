@@ -22,7 +22,8 @@ def register(sub) -> None:
     p.add_argument("--recipe", metavar="R.json", help="recipe file (default: the built-in small-CPU recipe)")
     p.add_argument("--dataset", metavar="NAME", help="registry name: digits (default), imagefolder, CIFAR10, MNIST, ...")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override recipe.*, dataset.* or scale.* (e.g. recipe.epochs=2, scale.width_mult=0.25, dataset=CIFAR10); repeatable")
+                   help="override recipe.*, dataset.* or scale.* (e.g. recipe.epochs=2, scale.width_mult=0.25, "
+                        "dataset=CIFAR10); repeatable")
     p.add_argument("--out", metavar="DIR", help="trial folder (default: runs/<arch>-<dataset>-<time>); an existing one resumes")
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides recipe.device")
@@ -119,7 +120,9 @@ def print_summary(status: dict[str, Any], out: str, wall: float) -> None:
     for row in read_metrics(Path(out)):
         stages.setdefault(row["stage"], []).append(row)
     table = Table(title="stages", title_justify="left")
-    for column in ("stage", "epochs", "image px", "dropout", "stoch. depth", "RandAugment", "mixup", "s / epoch", "train img/s", "best val top-1"):
+    columns = ("stage", "epochs", "image px", "dropout", "stoch. depth", "RandAugment", "mixup", "s / epoch", "train img/s",
+               "best val top-1")
+    for column in columns:
         table.add_column(column, justify="right")
     for stage, rows in stages.items():
         first = rows[0]

@@ -66,7 +66,8 @@ def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
         return images.expand(*images.shape[:-3], 3, *images.shape[-2:]).contiguous()
     if have == 3 and channels == 1:
         return TF.rgb_to_grayscale(images, num_output_channels=1)
-    raise WorkbenchError(f"cannot turn {have}-channel images into {channels} channels: datasets provide grayscale (1) or RGB (3); set the architecture's in_channels to 1 or 3")
+    raise WorkbenchError(f"cannot turn {have}-channel images into {channels} channels: datasets provide grayscale (1) "
+                         "or RGB (3); set the architecture's in_channels to 1 or 3")
 
 
 def square(images: torch.Tensor, size: int) -> torch.Tensor:

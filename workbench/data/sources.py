@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from workbench.errors import WorkbenchError
 from workbench.schema.dataset import DatasetConfig
 
 log = logging.getLogger("workbench.data")
+Samples = list[tuple[str, int]]  # (image path, class index)
 DEFAULT_ROOT = Path("~/.cache/workbench/datasets")
 
 
@@ -67,7 +69,7 @@ def load_digits(cfg: DatasetConfig, channels: int, size: int) -> ImageData:
 # --- image folders ------------------------------------------------------------------------------
 
 
-def imagefolder_files(cfg: DatasetConfig) -> tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]:
+def imagefolder_files(cfg: DatasetConfig) -> tuple[list[str], Samples, Samples]:
     """(classes, train samples, val samples) of an image folder, each sample (path, class index), in sorted order."""
     root = Path(cfg.path or "").expanduser()
     if not root.is_dir():
@@ -88,50 +90,74 @@ def imagefolder_files(cfg: DatasetConfig) -> tuple[list[str], list[tuple[str, in
     return classes, train, val
 
 
-def _scan(folder: Path, classes: list[str] | None = None, allow_empty: bool = False) -> tuple[list[str], list[tuple[str, int]]]:
+def _scan(folder: Path, classes: list[str] | None = None, allow_empty: bool = False) -> tuple[list[str], Samples]:
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
     try:
         if classes is None:
             classes, _ = find_classes(str(folder))
-        samples = make_dataset(str(folder), {c: i for i, c in enumerate(classes)}, extensions=IMG_EXTENSIONS, allow_empty=allow_empty)
+        class_to_idx = {c: i for i, c in enumerate(classes)}
+        samples = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=allow_empty)
     except FileNotFoundError as exc:
         raise WorkbenchError(f"{folder}: {exc}") from None
     return classes, samples
 
 
-def load_imagefolder(cfg: DatasetConfig, channels: int, size: int,
-                     files: tuple[list[str], list[tuple[str, int]], list[tuple[str, int]]]) -> ImageData:
+class Decoder:
+    """Decodes images one at a time to uint8 [C, size, size], applying the dataset's bad-image policy."""
+
+    def __init__(self, channels: int, size: int, on_bad: str):
+        self.channels, self.size, self.on_bad = channels, size, on_bad
+        self.skipped: list[str] = []
+
+    def decode(self, items: Iterable[tuple[str, Callable[[], tuple[Any, int]]]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """items: (where, load) pairs; load() returns (image, label) with the image as a tensor or PIL image."""
+        images, labels = [], []
+        for where, load in items:
+            try:
+                image, label = load()
+                image = as_uint8_image(image, self.channels)
+            except (OSError, RuntimeError, ValueError) as exc:
+                self._bad_image(where, exc)
+                continue
+            images.append(square(image, self.size))
+            labels.append(int(label))
+        return stack(images, self.channels, self.size), torch.tensor(labels, dtype=torch.int64)
+
+    def _bad_image(self, where: str, exc: Exception) -> None:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if self.on_bad == "fail":
+            raise WorkbenchError([f"cannot read image {where}: {reason}",
+                                  "fix or remove the file, or set dataset.on_bad_image=skip to leave unreadable images out"])
+        log.warning("skipping unreadable image %s: %s", where, reason)
+        self.skipped.append(where)
+
+
+def as_uint8_image(image: Any, channels: int) -> torch.Tensor:
+    from torchvision.transforms.v2 import functional as TF
+
+    if isinstance(image, torch.Tensor):
+        return to_channels(image if image.ndim == 3 else image.unsqueeze(0), channels)
+    return TF.pil_to_tensor(image.convert("RGB" if channels == 3 else "L"))
+
+
+def load_imagefolder(cfg: DatasetConfig, channels: int, size: int, files: tuple[list[str], Samples, Samples]) -> ImageData:
     classes, train, val = files
     check_memory(len(train) + len(val), channels, size, "imagefolder")
-    skipped: list[str] = []
-    train_images, train_labels = _decode_samples(train, channels, size, cfg.on_bad_image, skipped)
-    val_images, val_labels = _decode_samples(val, channels, size, cfg.on_bad_image, skipped)
+    decoder = Decoder(channels, size, cfg.on_bad_image)
+    train_images, train_labels = decoder.decode(_file_items(train, channels))
+    val_images, val_labels = decoder.decode(_file_items(val, channels))
     return ImageData(name=Path(cfg.path or "").name or "imagefolder", classes=classes,
                      train_images=train_images, train_labels=train_labels,
-                     val_images=val_images, val_labels=val_labels, skipped=skipped)
+                     val_images=val_images, val_labels=val_labels, skipped=decoder.skipped)
 
 
-def _decode_samples(samples: list[tuple[str, int]], channels: int, size: int, on_bad: str, skipped: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = [], []
-    for path, label in samples:
-        try:
-            image = decode_file(path, channels)
-        except (OSError, RuntimeError, ValueError) as exc:
-            _bad_image(path, exc, on_bad, skipped)
-            continue
-        images.append(square(image, size))
-        labels.append(label)
-    return stack(images, channels, size), torch.tensor(labels, dtype=torch.int64)
+def _file_items(samples: Samples, channels: int) -> Iterable[tuple[str, Callable[[], tuple[torch.Tensor, int]]]]:
+    return ((path, partial(_read_sample, path, label, channels)) for path, label in samples)
 
 
-def _bad_image(where: str, exc: Exception, on_bad: str, skipped: list[str]) -> None:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if on_bad == "fail":
-        raise WorkbenchError([f"cannot read image {where}: {reason}",
-                              "fix or remove the file, or set dataset.on_bad_image=skip to leave unreadable images out"])
-    log.warning("skipping unreadable image %s: %s", where, reason)
-    skipped.append(where)
+def _read_sample(path: str, label: int, channels: int) -> tuple[torch.Tensor, int]:
+    return decode_file(path, channels), label
 
 
 # --- torchvision datasets -----------------------------------------------------------------------
@@ -147,7 +173,8 @@ def open_torchvision(cfg: DatasetConfig, name: str, entry: dict[str, Any], split
 
     cls = getattr(torchvision.datasets, entry["class"], None)
     if not isinstance(cls, type):
-        raise WorkbenchError(f"dataset {name}: torchvision.datasets has no class {entry['class']!r} (torchvision {torchvision.__version__})")
+        raise WorkbenchError(f"dataset {name}: torchvision.datasets has no class {entry['class']!r} "
+                             f"(torchvision {torchvision.__version__})")
     root = dataset_root(cfg)
     kwargs = dict(entry.get(split, {}))
     if "loader" in inspect.signature(cls).parameters:
@@ -174,25 +201,26 @@ def _missing_files_message(cfg: DatasetConfig, name: str, entry: dict[str, Any],
 def load_torchvision(cfg: DatasetConfig, name: str, entry: dict[str, Any], channels: int, size: int) -> ImageData:
     train_set = open_torchvision(cfg, name, entry, "train", channels)
     val_set = open_torchvision(cfg, name, entry, "val", channels)
-    skipped: list[str] = []
     train_idx = subset(np.arange(len(train_set)), cfg.max_train_images, cfg.split_seed)
     val_idx = subset(np.arange(len(val_set)), cfg.max_val_images, cfg.split_seed + 1)
     check_memory(len(train_idx) + len(val_idx), channels, size, name)
-    train_images, train_labels = extract(train_set, train_idx, channels, size, cfg.on_bad_image, skipped, f"{name} train")
-    val_images, val_labels = extract(val_set, val_idx, channels, size, cfg.on_bad_image, skipped, f"{name} val")
+    decoder = Decoder(channels, size, cfg.on_bad_image)
+    train_images, train_labels = extract(train_set, train_idx, decoder, f"{name} train")
+    val_images, val_labels = extract(val_set, val_idx, decoder, f"{name} val")
     labels = torch.cat([train_labels, val_labels])
     classes = class_names(train_set, entry, int(labels.max()) + 1 if len(labels) else 0)
     return ImageData(name=name, classes=classes, train_images=train_images, train_labels=train_labels,
-                     val_images=val_images, val_labels=val_labels, skipped=skipped)
+                     val_images=val_images, val_labels=val_labels, skipped=decoder.skipped)
 
 
-def extract(dataset, indices: np.ndarray, channels: int, size: int, on_bad: str, skipped: list[str], what: str) -> tuple[torch.Tensor, torch.Tensor]:
+def extract(dataset, indices: np.ndarray, decoder: Decoder, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chosen items of a torchvision dataset: straight from its array when it keeps one, else one by one."""
     arrays = _array_images(dataset)
     if arrays is not None:
         images, labels = arrays
-        images = to_channels(square_batch(images[torch.from_numpy(indices)], size), channels)
-        return images, labels[torch.from_numpy(indices)]
-    return _decode_items(dataset, indices, channels, size, on_bad, skipped, what)
+        chosen = torch.from_numpy(indices)
+        return to_channels(square_batch(images[chosen], decoder.size), decoder.channels), labels[chosen]
+    return decoder.decode((f"{what} #{int(i)}", partial(dataset.__getitem__, int(i))) for i in indices)
 
 
 def _array_images(dataset) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -209,28 +237,6 @@ def _array_images(dataset) -> tuple[torch.Tensor, torch.Tensor] | None:
     elif data.shape[-1] in (1, 3) and data.shape[1] not in (1, 3):
         data = data.permute(0, 3, 1, 2)  # HWC arrays (CIFAR) to CHW
     return data, torch.as_tensor(np.asarray(targets), dtype=torch.int64)
-
-
-def _decode_items(dataset, indices: Iterable[int], channels: int, size: int, on_bad: str, skipped: list[str], what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = [], []
-    for index in indices:
-        try:
-            image, label = dataset[int(index)]
-            image = _as_uint8_tensor(image, channels)
-        except (OSError, RuntimeError, ValueError) as exc:
-            _bad_image(f"{what} #{int(index)}", exc, on_bad, skipped)
-            continue
-        images.append(square(image, size))
-        labels.append(int(label))
-    return stack(images, channels, size), torch.tensor(labels, dtype=torch.int64)
-
-
-def _as_uint8_tensor(image: Any, channels: int) -> torch.Tensor:
-    from torchvision.transforms.v2 import functional as TF
-
-    if isinstance(image, torch.Tensor):
-        return to_channels(image if image.ndim == 3 else image.unsqueeze(0), channels)
-    return TF.pil_to_tensor(image.convert("RGB" if channels == 3 else "L"))
 
 
 def class_names(dataset, entry: dict[str, Any], count: int) -> list[str]:

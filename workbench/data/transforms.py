@@ -75,7 +75,9 @@ class Normalizer:
     """uint8 batch -> float batch normalised with ImageNet statistics (their mean for grayscale)."""
 
     def __init__(self, channels: int, device: torch.device, memory_format: torch.memory_format = torch.contiguous_format):
-        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((sum(IMAGENET_MEAN) / 3,) * channels, (sum(IMAGENET_STD) / 3,) * channels)
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+        if channels != 3:
+            mean, std = (sum(mean) / 3,) * channels, (sum(std) / 3,) * channels
         self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
         self.device, self.memory_format = device, memory_format

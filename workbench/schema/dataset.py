@@ -19,13 +19,19 @@ class DatasetConfig(Strict):
         "torchvision dataset such as CIFAR10, CIFAR100, MNIST, FashionMNIST, Flowers102, StanfordCars, Imagenette."))
     root: str | None = Field(default=None, description="Folder holding torchvision dataset files; default ~/.cache/workbench/datasets.")
     download: bool = Field(default=False, description="Let torchvision download missing files (needs internet).")
-    path: str | None = Field(default=None, validate_default=True, description="imagefolder: a folder with train/ and val/ class folders, or one folder of class folders split by val_fraction.")
-    val_fraction: float = Field(default=0.2, gt=0, lt=1, description="Share held out for validation where the source has no validation split (digits, single-folder imagefolder).")
+    path: str | None = Field(default=None, validate_default=True,
+        description="imagefolder: a folder with train/ and val/ class folders, or one folder of class folders split by val_fraction.")
+    val_fraction: float = Field(default=0.2, gt=0, lt=1,
+        description="Share held out for validation where the source has no validation split (digits, single-folder imagefolder).")
     split_seed: int = Field(default=0, ge=0, description="Seed of the stratified train/val split; independent of the training seed.")
-    on_bad_image: Literal["fail", "skip"] = Field(default="fail", description="An unreadable image file: stop with its path, or leave it out and warn.")
-    max_train_images: int | None = Field(default=None, ge=1, description="Keep a fixed random subset of the training split (seeded by split_seed).")
-    max_val_images: int | None = Field(default=None, ge=1, description="Keep a fixed random subset of the validation split (seeded by split_seed).")
-    disk_cache: bool = Field(default=True, description="Keep decoded uint8 tensors under ~/.cache/workbench/data (or $WORKBENCH_CACHE) for the next run.")
+    on_bad_image: Literal["fail", "skip"] = Field(default="fail",
+        description="An unreadable image file: stop with its path, or leave it out and warn.")
+    max_train_images: int | None = Field(default=None, ge=1,
+        description="Keep a fixed random subset of the training split (seeded by split_seed).")
+    max_val_images: int | None = Field(default=None, ge=1,
+        description="Keep a fixed random subset of the validation split (seeded by split_seed).")
+    disk_cache: bool = Field(default=True,
+        description="Keep decoded uint8 tensors under ~/.cache/workbench/data (or $WORKBENCH_CACHE) for the next run.")
 
     @model_validator(mode="before")
     @classmethod

@@ -30,7 +30,8 @@ class Optimizer(Strict):
     lr: float = Field(default=3e-3, gt=0, description="Peak learning rate, reached after warm-up.")
     momentum: float = Field(default=0.9, ge=0, lt=1, description="sgd and rmsprop momentum (adamw uses beta1 = 0.9).")
     weight_decay: float = Field(default=0.05, ge=0, description="Decoupled for adamw, L2 for sgd/rmsprop.")
-    decay_norm_and_bias: bool = Field(default=False, description="Also decay norm weights and biases (off: the usual EfficientNet practice).")
+    decay_norm_and_bias: bool = Field(default=False,
+        description="Also decay norm weights and biases (off: the usual EfficientNet practice).")
     nesterov: bool = Field(default=False, description="sgd only.")
     eps: float | None = Field(default=None, gt=0, description="adamw/rmsprop epsilon; default torch's (automl's rmsprop uses 0.001).")
 
@@ -50,10 +51,12 @@ class Schedule(Strict):
 
 class Augment(Strict):
     random_resized_crop: bool = Field(default=True, description="RandomResizedCrop to the stage size; off: plain resize.")
-    crop_scale: Range = Field(default=(0.35, 1.0), description="Area range of RandomResizedCrop (torchvision's ImageNet default is [0.08, 1]).")
+    crop_scale: Range = Field(default=(0.35, 1.0),
+        description="Area range of RandomResizedCrop (torchvision's ImageNet default is [0.08, 1]).")
     hflip: bool | None = Field(default=None, description="Random horizontal flip; null: the dataset's default (off for digits and MNIST).")
     color_jitter: float = Field(default=0.0, ge=0, le=1, description="Brightness, contrast and saturation jitter strength; 0 is off.")
-    randaugment: int | None = Field(default=None, ge=0, le=30, description="RandAugment magnitude (0-30); null is off. Progressive learning sets it per stage.")
+    randaugment: int | None = Field(default=None, ge=0, le=30,
+        description="RandAugment magnitude (0-30); null is off. Progressive learning sets it per stage.")
     randaugment_ops: int = Field(default=2, ge=1, le=14, description="RandAugment operations per image.")
     mixup: float = Field(default=0.0, ge=0, description="MixUp alpha; 0 is off. Progressive learning sets it per stage.")
     cutmix: float = Field(default=0.0, ge=0, description="CutMix alpha; 0 is off. With mixup too, each batch picks one of the two.")
@@ -77,13 +80,19 @@ class Progressive(Strict):
 
     enabled: bool = False
     stages: int = Field(default=4, ge=1)
-    image_size: IntRange | None = Field(default=None, description="[min, max] train size; null: [round(max*128/300), max] with max the architecture's train resolution (V2-S: 128 -> 300).")
+    image_size: IntRange | None = Field(default=None,
+        description=(
+            "[min, max] train size; null: [round(max*128/300), max] with max the architecture's train resolution (V2-S: 128 -> "
+            "300)."))
     dropout: Range = Field(default=(0.1, 0.3), description="Classifier dropout [min, max] (V2-S: 0.1 -> 0.3).")
-    randaugment: IntRange | None = Field(default=(5, 15), description="RandAugment magnitude [min, max] (V2-S: 5 -> 15); null: no RandAugment in any stage.")
+    randaugment: IntRange | None = Field(default=(5, 15),
+        description="RandAugment magnitude [min, max] (V2-S: 5 -> 15); null: no RandAugment in any stage.")
     mixup: Range = Field(default=(0.0, 0.0), description="MixUp alpha [min, max] (V2-S: 0; V2-M 0 -> 0.2; V2-L 0 -> 0.4).")
-    stochastic_depth: Range | None = Field(default=None, description="Stochastic-depth rate [min, max]; null: scaled with the dropout ramp up to the architecture's rate.")
+    stochastic_depth: Range | None = Field(default=None,
+        description="Stochastic-depth rate [min, max]; null: scaled with the dropout ramp up to the architecture's rate.")
     constant_image_size: bool = Field(default=False, description="Ablation: every stage trains at the max image size.")
-    constant_regularization: bool = Field(default=False, description="Ablation: every stage uses the max dropout, stochastic depth, RandAugment and mixup.")
+    constant_regularization: bool = Field(default=False,
+        description="Ablation: every stage uses the max dropout, stochastic depth, RandAugment and mixup.")
 
     @field_validator("image_size", "dropout", "randaugment", "mixup", "stochastic_depth")
     @classmethod
@@ -132,17 +141,26 @@ class Recipe(Strict):
     schedule: Schedule = Schedule()
     label_smoothing: float = Field(default=0.1, ge=0, lt=1)
     augment: Augment = Augment()
-    ema_decay: float | None = Field(default=None, gt=0, lt=1, description="Keep an exponential moving average of the weights (per step) and evaluate it instead; null is off.")
+    ema_decay: float | None = Field(default=None, gt=0, lt=1,
+        description=(
+            "Keep an exponential moving average of the weights and batch-norm statistics, updated every step, and evaluate it "
+            "instead; null is off. Its horizon of 1/(1 - decay) steps must be short against the run (0.999: thousands of steps)."))
     early_stopping: EarlyStopping | None = None
     grad_clip: float | None = Field(default=None, gt=0, description="Clip the gradient norm to this value; null is off.")
     seed: int = Field(default=0, ge=0)
     progressive: Progressive = Progressive()
-    init: Literal["scratch", "pretrained"] = Field(default="scratch", description="pretrained: torchvision ImageNet weights for preset architectures, read from the torch hub cache (never downloaded during training).")
-    freeze: Literal["none", "backbone"] | int = Field(default="none", description="none; backbone (train the classifier only); or k: freeze the stem and the first k stages.")
+    init: Literal["scratch", "pretrained"] = Field(default="scratch",
+        description=(
+            "pretrained: torchvision ImageNet weights for preset architectures, read from the torch hub cache (never downloaded "
+            "during training)."))
+    freeze: Literal["none", "backbone"] | int = Field(default="none",
+        description="none; backbone (train the classifier only); or k: freeze the stem and the first k stages.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["auto", "bf16", "fp16", "off"] = Field(default="auto", description="CUDA mixed precision; auto: bf16 where supported, else fp16 with a GradScaler. Never on CPU.")
+    amp: Literal["auto", "bf16", "fp16", "off"] = Field(default="auto",
+        description="CUDA mixed precision; auto: bf16 where supported, else fp16 with a GradScaler. Never on CPU.")
     channels_last: bool | None = Field(default=None, description="null: on for CUDA, off for CPU.")
-    num_workers: int | None = Field(default=None, ge=0, description="DataLoader workers; null: 0 on CPU (bitwise reproducible), up to 8 on CUDA.")
+    num_workers: int | None = Field(default=None, ge=0,
+        description="DataLoader workers; null: 0 on CPU (bitwise reproducible), up to 8 on CUDA.")
 
     @field_validator("freeze", mode="before")
     @classmethod

@@ -20,7 +20,7 @@ class Display:
 
     def line(self, text: str) -> None:
         if self.console is not None:
-            self.console.print(text, soft_wrap=True)
+            self.console.print(text, soft_wrap=True, markup=False)
 
     @contextmanager
     def epoch(self, title: str, steps: int) -> Iterator[Any]:

@@ -107,9 +107,10 @@ class Trainer:
         cache_size = cache_size_for(self.job.dataset, channels, largest_image_size(self.stages, self.arch))
         self.data = load_dataset(self.job.dataset, channels, cache_size)
         if len(self.data.train_images) == 0 or len(self.data.val_images) == 0:
-            raise WorkbenchError(f"dataset {self.data.name}: the train or val split is empty ({len(self.data.train_images)} / {len(self.data.val_images)} images)")
+            raise WorkbenchError(f"dataset {self.data.name}: the train or val split is empty "
+                                 f"({len(self.data.train_images)} train / {len(self.data.val_images)} val images)")
         for path in self.data.skipped:
-            self.display.line(f"[yellow]skipped unreadable image {path}[/yellow]")
+            self.display.line(f"skipped unreadable image {path}")
         hflip = self.recipe.augment.hflip
         self.hflip = dataset_defaults(self.job.dataset).get("hflip", True) if hflip is None else hflip
         self.val_x = eval_images(self.data.val_images, self.arch.resolution.eval_size)
@@ -146,6 +147,9 @@ class Trainer:
             "stages": [s.as_dict() for s in self.stages],
             "eval_size": self.arch.resolution.eval_size,
             "cache_size": self.data.image_size,
+            "train_images": len(self.data.train_images),
+            "val_images": len(self.val_y),
+            "steps_per_epoch": self.steps_per_epoch,
         }
         if trial:
             config["trial"] = trial

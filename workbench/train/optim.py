@@ -51,13 +51,17 @@ class LRSchedule:
         self.warmup_steps = min(round(cfg.warmup_epochs * steps_per_epoch), max(total - 1, 0))
         self.steps_done = 0
         main = self._main(optimizer, cfg, steps_per_epoch, total)
-        warmup = lr_scheduler.LinearLR(optimizer, start_factor=cfg.warmup_start_factor, end_factor=1.0, total_iters=self.warmup_steps) if self.warmup_steps else None
+        warmup = None
+        if self.warmup_steps:
+            warmup = lr_scheduler.LinearLR(optimizer, start_factor=cfg.warmup_start_factor, end_factor=1.0, total_iters=self.warmup_steps)
         if warmup and main:
             self.per_step = lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[self.warmup_steps])
         else:
             self.per_step = warmup or main
-        self.plateau = (lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr)
-                        if cfg.name == "plateau" else None)
+        self.plateau = None
+        if cfg.name == "plateau":
+            self.plateau = lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=cfg.plateau_factor,
+                                                          patience=cfg.plateau_patience, min_lr=cfg.min_lr)
 
     def _main(self, optimizer, cfg: Schedule, steps_per_epoch: int, total: int):
         if cfg.name == "cosine":

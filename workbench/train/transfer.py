@@ -34,7 +34,8 @@ def pretrained_file(arch: Architecture) -> tuple[Path, str, str]:
     except (ValueError, KeyError):
         presets = sorted(n for n in torchvision.models.list_models() if n.startswith("efficientnet"))
         raise WorkbenchError([f"recipe.init=pretrained: no torchvision weights for architecture {arch.name!r}",
-                              f"pretrained weights exist for: {', '.join(presets)} (architecture names like efficientnet_b0, efficientnetv2_s)"]) from None
+                              f"pretrained weights exist for: {', '.join(presets)} "
+                              "(architecture names like efficientnet_b0, efficientnetv2_s)"]) from None
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name, weights.url, name
 
 
@@ -64,12 +65,14 @@ def adapt_state(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor])
 def load_matching(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
     """Strict loading, except that a missing classifier head is allowed (it stays freshly initialised)."""
     target = model.state_dict()
-    mismatched = [f"{k}: file {tuple(v.shape)} vs model {tuple(target[k].shape)}" for k, v in state.items() if k in target and v.shape != target[k].shape]
+    mismatched = [f"{k}: file {tuple(v.shape)} vs model {tuple(target[k].shape)}"
+                  for k, v in state.items() if k in target and v.shape != target[k].shape]
     missing = [k for k in target if k not in state and k not in HEAD_KEYS]
     unexpected = [k for k in state if k not in target]
     if mismatched or missing or unexpected:
         lines = [f"{what} do not fit this architecture (was it width/depth scaled, or changed?)"]
-        lines += [f"shape {m}" for m in mismatched[:5]] + [f"missing in file: {k}" for k in missing[:5]] + [f"not in model: {k}" for k in unexpected[:5]]
+        lines += [f"shape {m}" for m in mismatched[:5]]
+        lines += [f"missing in file: {k}" for k in missing[:5]] + [f"not in model: {k}" for k in unexpected[:5]]
         raise WorkbenchError(lines)
     model.load_state_dict(state, strict=False)
 

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/workbench flops architectures/efficientnetv2_s.json architectures/v2s_all_mbconv.json architectures/v2s_all_fused.json architectures/half_layers.json architectures/dropped_two.json
+	$(BIN)/workbench study run studies/fused_vs_mb.json
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -15,6 +15,7 @@ from workbench.schema.architecture import SCHEMA_REF, Scale
 from workbench.schema.common import Strict
 from workbench.schema.dataset import DatasetConfig
 from workbench.schema.recipe import Recipe
+from workbench.schema.search import SearchSpace, raise_at
 
 # Dotted keys in a variant's override or a search space address these parts of a trial's job; a key with
 # any other first part addresses the architecture (e.g. "stages.3.block").
@@ -70,7 +71,7 @@ class Study(Strict):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     recipe: Recipe | str = Field(default_factory=Recipe, description="Inline recipe, or a recipe JSON path relative to the study file.")
     scale: Scale = Field(default_factory=Scale, description="Compound scaling applied to every variant (a cheap proxy of a big network).")
-    variants: list[Variant] = Field(min_length=1)
+    variants: list[Variant] = Field(default_factory=list, description="The compared architectures; may be empty when `search` samples them.")
     baseline: str | None = Field(default=None, description="Variant the others are compared against; default: the first.")
     seeds: list[int] = Field(default=[0], min_length=1, description="Each variant x hyper-parameter point runs once per seed.")
     space: dict[str, Param] = Field(default_factory=dict, description='Hyper-parameter search space by dotted path, e.g. "recipe.optimizer.lr".')
@@ -86,6 +87,16 @@ class Study(Strict):
     max_concurrent_trials: int | None = Field(default=None, ge=1, description="Default: as many as the resources allow.")
     max_failures: int = Field(default=0, ge=0, description="Times Ray retries a trial that raised (from its last checkpoint).")
     storage_path: str = Field(default="results", description="Parent folder of results/<name>/; a shared path for multi-node clusters.")
+    search: SearchSpace | None = Field(default=None, description=(
+        "Architecture search: sample num_samples architectures from this design space (algorithm random: rejection "
+        "sampling under the constraints; optuna: TPE) instead of listing variants."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _search_defaults_to_random(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("search") is not None and "algorithm" not in data:
+            return {**data, "algorithm": "random"}
+        return data
 
     @field_validator("space")
     @classmethod
@@ -105,8 +116,9 @@ class Study(Strict):
             raise ValueError(f"baseline {self.baseline!r} is not a variant name (variants: {names})")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds: duplicates")
+        self._search_consistent()
         if self.algorithm == "optuna":
-            if not self.space:
+            if not self.space and self.search is None:
                 raise ValueError("optuna needs a search space (space)")
             if any(p.type == "grid" for p in self.space.values()):
                 raise ValueError("optuna cannot search grid dimensions; use choice")
@@ -116,9 +128,30 @@ class Study(Strict):
             raise ValueError("random search samples every dimension; use choice instead of grid, or algorithm grid")
         return self
 
+    def _search_consistent(self) -> None:
+        problems: list[tuple[tuple, str]] = []
+        if self.search is None:
+            if not self.variants:
+                problems.append((("variants",), "at least one variant is needed (or a design space to sample: search)"))
+            if self.metric == "reward":
+                problems.append((("metric",), "reward (ACC x (FLOPs/T)^w) is reported by search studies only"))
+            raise_at("Study", problems)
+            return
+        if self.variants:
+            problems.append((("variants",), "a search study samples its architectures: leave variants out "
+                                            "(compare with hand-designed ones by analysing both result folders)"))
+        if self.algorithm == "grid":
+            problems.append((("algorithm",), "a search samples architectures: random (rejection sampling) or optuna (TPE)"))
+        searched = {key for key, _ in self.search.dimensions()}
+        problems += [(("space", key), "also a search choice; declare it in one place") for key in self.space
+                     if key in searched or (key.startswith("architecture.") and key.removeprefix("architecture.") in searched)]
+        if self.metric == "reward" and self.search.target_flops is None:
+            problems.append((("search", "reward", "target_flops"), "metric reward needs T: set it, or constraints.flops.max"))
+        raise_at("Study", problems)
+
     @property
-    def baseline_name(self) -> str:
-        return self.baseline or self.variants[0].name
+    def baseline_name(self) -> str | None:
+        return self.baseline or (self.variants[0].name if self.variants else None)
 
 
 def split_key(key: str) -> tuple[str, str]:

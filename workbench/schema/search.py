@@ -1,0 +1,263 @@
+"""The search-space schema: a study's `"search": {...}` block.
+
+A design space around a base network: per-stage choices (block type, expansion, kernel, layers, output channels,
+squeeze-excitation) and global ones (stem and head width, stochastic-depth schedule and rate, dropout), sampled
+under a FLOP range and a parameter ceiling that the analytic cost model checks before anything trains.
+Pure pydantic, no torch.
+
+Each choice has a key that is the architecture's own dotted path ("stages.3.block", "head_channels",
+"stochastic_depth.schedule"); "stages.N.se" switches a stage's squeeze-excitation on (se_ratio) or off.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from workbench.schema.architecture import BlockKind
+from workbench.schema.common import Strict
+
+Schedule = Literal["linear", "uniform", "power", "none"]
+# Stage fields a stage-count base cannot do without (a base architecture supplies them otherwise).
+REQUIRED_WITHOUT_BASE = ("block", "expand", "kernel", "layers", "out_channels", "stride")
+
+
+def raise_at(model: str, problems: list[tuple[tuple, str]]) -> None:
+    """Raise one validation error per (location, message): pydantic prefixes the enclosing path, so a
+    cross-field check still names `search.stages[2].stride` rather than just `search`."""
+    if problems:
+        raise ValidationError.from_exception_data(model, [
+            InitErrorDetails(type=PydanticCustomError("search_space", message), loc=loc, input=None)
+            for loc, message in problems])
+
+
+def _distinct(values: list, what: str) -> list:
+    duplicates = sorted({repr(v) for v in values if values.count(v) > 1})
+    if duplicates:
+        raise ValueError(f"{what}: duplicate values {', '.join(duplicates)}")
+    return values
+
+
+class IntSpan(Strict):
+    """Every integer from min to max, both included."""
+
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntSpan:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+    def values(self) -> list[int]:
+        return list(range(self.min, self.max + 1))
+
+
+class ChannelSpan(Strict):
+    """Every multiple of `divisor` from min to max."""
+
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+    divisor: int = Field(default=8, ge=1, description="Channel counts are multiples of this (8 keeps torchvision's rounding a no-op).")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ChannelSpan:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        if not self.values():
+            raise ValueError(f"no multiple of {self.divisor} lies between {self.min} and {self.max}")
+        return self
+
+    def values(self) -> list[int]:
+        first = -(-self.min // self.divisor) * self.divisor
+        return list(range(first, self.max + 1, self.divisor))
+
+
+Channels = list[int] | ChannelSpan
+Layers = list[int] | IntSpan
+
+
+def _choice_values(choice: Any) -> list | None:
+    if choice is None:
+        return None
+    return choice.values() if isinstance(choice, (IntSpan, ChannelSpan)) else list(choice)
+
+
+class StageChoices(Strict):
+    """Choices for one stage. A field left out keeps the base architecture's value; a one-value list fixes it."""
+
+    block: list[BlockKind] | None = Field(default=None, min_length=1)
+    expand: list[float] | None = Field(default=None, min_length=1, description="Expansion ratios (each >= 1).")
+    kernel: list[int] | None = Field(default=None, min_length=1, description="Odd kernel sizes.")
+    layers: Layers | None = Field(default=None, description='A list of block counts, or {"min": 1, "max": 4}.')
+    out_channels: Channels | None = Field(default=None, description='A list, or {"min": 16, "max": 64, "divisor": 8}.')
+    se: list[bool] | None = Field(default=None, min_length=1, description="Squeeze-excitation on (search.se_ratio) or off.")
+    stride: Literal[1, 2] | None = Field(default=None, description="Fixed, not searched; required when search.base is a stage count.")
+
+    @field_validator("block", "se")
+    @classmethod
+    def _unique(cls, values, info):
+        return values if values is None else _distinct(values, info.field_name)
+
+    @field_validator("expand")
+    @classmethod
+    def _expansions(cls, values: list[float] | None) -> list[float] | None:
+        if values is not None:
+            bad = [v for v in values if v < 1]
+            if bad:
+                raise ValueError(f"expansion ratios must be >= 1, got {bad}")
+            _distinct(values, "expand")
+        return values
+
+    @field_validator("kernel")
+    @classmethod
+    def _odd_kernels(cls, values: list[int] | None) -> list[int] | None:
+        if values is not None:
+            bad = [k for k in values if k < 1 or k % 2 == 0]
+            if bad:
+                raise ValueError(f"kernels must be odd and positive, got {bad}")
+            _distinct(values, "kernel")
+        return values
+
+    @field_validator("layers", "out_channels")
+    @classmethod
+    def _positive(cls, values, info):
+        if isinstance(values, list):
+            if not values:
+                raise ValueError("needs at least one value")
+            bad = [v for v in values if v < 1]
+            if bad:
+                raise ValueError(f"values must be >= 1, got {bad}")
+            _distinct(values, info.field_name)
+        return values
+
+    def dimensions(self, index: int) -> list[tuple[str, list]]:
+        fields = ("block", "expand", "kernel", "layers", "out_channels", "se")
+        return [(f"stages.{index}.{name}", _choice_values(getattr(self, name))) for name in fields if getattr(self, name) is not None]
+
+
+class GlobalChoices(Strict):
+    stem_channels: Channels | None = Field(default=None, description="Width of the stem (and stages[0].in_channels); required when search.base is a stage count.")
+    head_channels: Channels | None = Field(default=None, description="Width of the final 1x1 conv.")
+    stochastic_depth_schedule: list[Schedule] | None = Field(default=None, min_length=1)
+    stochastic_depth_rate: list[float] | None = Field(default=None, min_length=1)
+    dropout: list[float] | None = Field(default=None, min_length=1, description="Classifier dropout.")
+
+    @field_validator("stochastic_depth_rate", "dropout")
+    @classmethod
+    def _rates(cls, values, info):
+        if values is not None:
+            bad = [v for v in values if not 0 <= v < 1]
+            if bad:
+                raise ValueError(f"rates must lie in [0, 1), got {bad}")
+            _distinct(values, info.field_name)
+        return values
+
+    @field_validator("stem_channels", "head_channels")
+    @classmethod
+    def _positive(cls, values, info):
+        if isinstance(values, list):
+            if not values or any(v < 1 for v in values):
+                raise ValueError("needs at least one value, each >= 1")
+            _distinct(values, info.field_name)
+        return values
+
+    def dimensions(self) -> list[tuple[str, list]]:
+        keys = {"stem_channels": "stem_channels", "head_channels": "head_channels",
+                "stochastic_depth_schedule": "stochastic_depth.schedule", "stochastic_depth_rate": "stochastic_depth.rate",
+                "dropout": "dropout"}
+        return [(key, _choice_values(getattr(self, name))) for name, key in keys.items() if getattr(self, name) is not None]
+
+
+class Bounds(Strict):
+    min: float | None = Field(default=None, ge=0)
+    max: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bounds:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) must not exceed max ({self.max:g})")
+        return self
+
+
+class Constraints(Strict):
+    """Checked on the network as trained (after the study's scale) with the analytic cost model, before training."""
+
+    flops: Bounds | None = Field(default=None, description="Multiply-adds range, e.g. {\"min\": 2e6, \"max\": 6e6}.")
+    max_params: int | None = Field(default=None, ge=1)
+    resolution: int | None = Field(default=None, ge=8, le=2048, description="Input size of the count; default: the network's eval resolution.")
+    num_classes: int = Field(default=1000, ge=1, description="Classifier width of the count (workbench flops --num-classes); the dataset's class count makes it the trained network's.")
+
+    def violations(self, params: int, flops: int) -> dict[str, float]:
+        """Relative excess over each bound: > 0 means violated (Optuna's constraint convention)."""
+        out = {}
+        if self.flops is not None and self.flops.max is not None:
+            out["flops_above_max"] = flops / self.flops.max - 1
+        if self.flops is not None and self.flops.min is not None and self.flops.min > 0:
+            out["flops_below_min"] = 1 - flops / self.flops.min
+        if self.max_params is not None:
+            out["params_above_max"] = params / self.max_params - 1
+        return out
+
+
+class Reward(Strict):
+    """EfficientNet's NAS objective ACC(m) x [FLOPS(m)/T]^w, reported every epoch as `reward`."""
+
+    target_flops: float | None = Field(default=None, gt=0, description="T; default: constraints.flops.max.")
+    weight: float = Field(default=-0.07, le=0, description="w: -0.07 in EfficientNet (MnasNet's soft constraint).")
+
+
+class SearchSpace(Strict):
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.+-]+$", description="Design-space label (the EDF groups by it); default: the study's name.")
+    base: str | int = Field(description="Base architecture JSON (relative to the study file), or a stage count when every stage's choices are complete.")
+    stages: list[StageChoices] = Field(min_length=1, description="One entry per stage of the base, in order.")
+    global_: GlobalChoices = Field(default_factory=GlobalChoices, alias="global")
+    se_ratio: float = Field(default=0.25, gt=0, le=1, description="Squeeze-excitation ratio of a stage whose se choice is true.")
+    constraints: Constraints = Field(default_factory=Constraints)
+    reward: Reward = Field(default_factory=Reward)
+    max_tries: int = Field(default=20000, ge=1, description="Rejection sampling: draws allowed to find num_samples architectures within the constraints.")
+
+    @field_validator("base")
+    @classmethod
+    def _base(cls, base: str | int) -> str | int:
+        if isinstance(base, int) and base < 1:
+            raise ValueError("a stage count must be >= 1")
+        if isinstance(base, str) and not base.strip():
+            raise ValueError("give an architecture path or a stage count")
+        return base
+
+    @model_validator(mode="after")
+    def _complete(self) -> SearchSpace:
+        problems: list[tuple[tuple, str]] = []
+        if isinstance(self.base, int):
+            if len(self.stages) != self.base:
+                problems.append((("stages",), f"{len(self.stages)} entries but base declares {self.base} stages"))
+            for i, stage in enumerate(self.stages):
+                problems += [(("stages", i, name), "required when search.base is a stage count")
+                             for name in REQUIRED_WITHOUT_BASE if getattr(stage, name) is None]
+            if self.global_.stem_channels is None:
+                problems.append((("global", "stem_channels"), "required when search.base is a stage count"))
+        if not self.searched():
+            problems.append((("stages",), "nothing to search: give at least one choice with two or more values"))
+        raise_at("SearchSpace", problems)
+        return self
+
+    def dimensions(self) -> list[tuple[str, list]]:
+        """Every declared choice as (architecture dotted key, values), in a fixed order (sampling depends on it)."""
+        dims = [d for i, stage in enumerate(self.stages) for d in stage.dimensions(i)]
+        return dims + self.global_.dimensions()
+
+    def searched(self) -> list[tuple[str, list]]:
+        return [(key, values) for key, values in self.dimensions() if len(values) > 1]
+
+    @property
+    def target_flops(self) -> float | None:
+        if self.reward.target_flops is not None:
+            return self.reward.target_flops
+        bounds = self.constraints.flops
+        return bounds.max if bounds is not None else None

@@ -68,6 +68,10 @@ def run_study(study_file: str | Path, sets: list[str] = (), *, address: str | No
     study, resolved, trials, folder = prepare(study_file, sets, allow_cpu=allow_cpu, out=out)
     ledger.check_same_trials(folder, trials)
     ledger.write_json(folder / "study.json", {**resolved, "source": str(study_file), "sets": list(sets)})
+    if study.search is not None and trials:
+        from workbench.study.search import write_sampled
+
+        write_sampled(folder, study, study_file, trials)
     started = time.time()
     if study.algorithm == "optuna":
         outcome = _run_optuna(study, study_file, folder, address, allow_cpu, display)
@@ -102,9 +106,14 @@ def _run_optuna(study: Study, study_file: str | Path, folder: Path, address: str
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    variant, seed = study.variants[0].name, study.seeds[0]
-    base = variant_job(study, study_file, variant)
-    _absolute_paths(base, allow_cpu)
+    if study.search is not None:
+        from workbench.study.search import optuna_context, optuna_searcher
+
+        context = optuna_context(study, study_file)
+    else:
+        variant, seed = study.variants[0].name, study.seeds[0]
+        context = {"base": variant_job(study, study_file, variant), "variant": variant, "seed": seed, "study_file": str(study_file)}
+    _absolute_paths(context["base"], allow_cpu)
     done = [r for r in (ledger.read_json(p) for p in sorted((folder / "trials").glob("*/trial.json"))) if r]
     finished = [r for r in done if ledger.is_finished(folder, r["trial_id"])]
     unfinished = [r for r in done if r not in finished]
@@ -114,12 +123,10 @@ def _run_optuna(study: Study, study_file: str | Path, folder: Path, address: str
         return outcome
     rewards = [_final_metric(folder, r["trial_id"], study.metric) for r in finished]
     known = [(r["hparams"], m) for r, m in zip(finished, rewards) if m is not None]
-    searcher = OptunaSearch(
-        space=_ray_space(study), metric=study.metric, mode=study.mode, seed=study.sample_seed,
-        points_to_evaluate=[h for h, _ in known] + [r["hparams"] for r in unfinished] or None,
-        evaluated_rewards=[m for _, m in known] or None,
-    )
-    context = {"base": base, "variant": variant, "seed": seed, "study_file": str(study_file)}
+    options = dict(metric=study.metric, mode=study.mode, seed=study.sample_seed,
+                   points_to_evaluate=[h for h, _ in known] + [r["hparams"] for r in unfinished] or None,
+                   evaluated_rewards=[m for _, m in known] or None)
+    searcher = optuna_searcher(context["search"], folder, **options) if study.search else OptunaSearch(space=_ray_space(study), **options)
     outcome.interrupted = _tune(study, folder, address, {}, {}, context, study.num_samples, len(finished), display,
                                 search_alg=searcher, num_samples=remaining)
     outcome.trials = [r["trial_id"] for r in (ledger.read_json(p) for p in sorted((folder / "trials").glob("*/trial.json"))) if r]
@@ -135,6 +142,10 @@ def _ray_space(study: Study) -> dict[str, Any]:
 
 
 def _final_metric(folder: Path, trial_id: str, metric: str) -> float | None:
+    if metric == "reward":
+        from workbench.study.search import finished_reward
+
+        return finished_reward(folder, trial_id)
     status = ledger.status_of(folder, trial_id)
     return status.get(f"best_{metric}", status.get(metric))
 

@@ -17,6 +17,7 @@ def run_trial(config: dict[str, Any], specs: dict[str, dict], folder: str, threa
     from ray import tune
 
     from workbench.schema.recipe import TrainJob
+    from workbench.study.search import with_reward
     from workbench.train import fit
 
     spec = _optuna_spec(config, optuna, Path(folder)) if optuna else specs[config["trial_id"]]
@@ -29,15 +30,17 @@ def run_trial(config: dict[str, Any], specs: dict[str, dict], folder: str, threa
         reported = True
         with tempfile.TemporaryDirectory() as tmp:
             _link(out_dir / "checkpoint_last.pt", Path(tmp) / "checkpoint_last.pt")
-            tune.report(_scalars(metrics), checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report(_scalars(with_reward(metrics, spec)), checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    meta = {k: spec[k] for k in ("trial_id", "variant", "seed", "hparams")}
+    meta = {k: spec[k] for k in ("trial_id", "variant", "seed", "hparams", "space") if k in spec}
     status = fit(TrainJob.model_validate(spec["job"]), out, on_epoch=on_epoch, progress=False, resume=True, trial=meta, threads=threads)
     if not reported:  # finished in an earlier run: report its figures so Ray ranks it too
-        tune.report(_scalars({"epoch": status.get("epochs_run") or 0, "val_top1": status.get("best_val_top1")}))
+        tune.report(_scalars(with_reward({"epoch": status.get("epochs_run") or 0, "val_top1": status.get("best_val_top1")}, spec)))
 
 
 def _optuna_spec(config: dict[str, Any], context: dict[str, Any], folder: Path) -> dict[str, Any]:
+    if context.get("search") is not None:
+        return context["search"].optuna_spec(config, folder)
     hparams = {k: v for k, v in config.items()}
     trial_id = optuna_trial_id(context["variant"], context["seed"], hparams)
     job = _assign(context["base"], hparams, f"{context['study_file']}: space")

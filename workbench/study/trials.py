@@ -30,11 +30,12 @@ class TrialSpec:
     hparams: dict[str, Any]
     architecture: str
     job: dict[str, Any] = field(repr=False)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)  # search trials: space label, choices, cost
 
     def record(self) -> dict[str, Any]:
         """What trial.json holds."""
         return {"trial_id": self.trial_id, "variant": self.variant, "seed": self.seed, "hparams": self.hparams,
-                "architecture": self.architecture, "job": self.job}
+                "architecture": self.architecture, "job": self.job, **self.extra}
 
 
 def load_study(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> tuple[Study, dict[str, Any]]:
@@ -56,7 +57,13 @@ def load_study(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> tupl
 
 
 def expand(study: Study, study_file: str | Path) -> list[TrialSpec]:
-    """Every trial of a grid or random study, in a stable order. (optuna trials come from the searcher.)"""
+    """Every trial of a grid or random study, in a stable order. (optuna trials come from the searcher.)
+
+    A search study's trials are its sampled architectures (workbench.study.search)."""
+    if study.search is not None:
+        from workbench.study.search import sample_trials
+
+        return sample_trials(study, study_file)
     points = hyperparameter_points(study)
     trials = []
     for variant in study.variants:
@@ -99,14 +106,18 @@ def variant_job(study: Study, study_file: str | Path, variant_name: str) -> dict
         arch = read_json(arch_path)
     except ConfigError as exc:
         raise ConfigError(str(study_file), [(f"variants[{index}].architecture", line) for line in exc.lines]) from None
+    return _assign(study_job(study, arch), variant.override, f"{study_file}: variants[{index}].override")
+
+
+def study_job(study: Study, architecture: Any) -> dict[str, Any]:
+    """A job dict of `architecture` with the study's scale, recipe and dataset."""
     recipe = study.recipe if isinstance(study.recipe, Recipe) else Recipe()
-    job = {
-        "architecture": {k: v for k, v in arch.items() if k != "$schema"} if isinstance(arch, dict) else arch,
+    return {
+        "architecture": {k: v for k, v in architecture.items() if k != "$schema"} if isinstance(architecture, dict) else architecture,
         "scale": study.scale.model_dump(mode="json"),
         "recipe": recipe.model_dump(mode="json", exclude={"schema_"}),
         "dataset": study.dataset.model_dump(mode="json"),
     }
-    return _assign(job, variant.override, f"{study_file}: variants[{index}].override")
 
 
 def make_trial(study: Study, study_file: str | Path, base: dict[str, Any], variant: str, seed: int,

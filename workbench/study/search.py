@@ -1,0 +1,414 @@
+"""Architecture search: sample a study's design space under its budget and make each sample an ordinary trial.
+
+random  rejection sampling from the study's sample_seed: draw every choice, build the network as it will be trained
+        (after the study's scale and any `space` hyper-parameters), count it with the analytic cost model, keep it
+        when it meets the constraints and is new. The same command draws the same architectures, so a re-run
+        resumes by trial id (a000-s0, a001-s0, ...).
+optuna  TPE through Ray Tune's OptunaSearch. A proposal over budget never becomes a Ray trial: the searcher tells
+        Optuna at once that it is infeasible (Trial.set_constraint, which TPE's constrained mode ranks below every
+        feasible point by how far it violates the budget) and asks again. Nothing over budget is trained, no trial
+        slot or folder is spent on it, and num_samples counts trained architectures.
+
+Every sampled architecture is written as an ordinary architecture JSON (results/<study>/architectures/<id>.json)
+with the study's scale folded in, so `workbench train`, `workbench flops` and `workbench show` take it as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.complexity import analytic_cost
+from workbench.errors import ConfigError, WorkbenchError
+from workbench.schema.architecture import Architecture, Scale
+from workbench.schema.common import read_json, validation_errors
+from workbench.schema.overrides import set_path
+from workbench.schema.search import SearchSpace
+from workbench.schema.study import Study, resolve_path
+from workbench.study import ledger
+from workbench.study.trials import TrialSpec, _assign, _validated, sample, study_job
+
+ARCHITECTURE_SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "architecture.schema.json"
+SEARCH_FILE = "search.json"
+# The objective value told to Optuna for an infeasible proposal. TPE ranks infeasible trials by their constraint
+# violation, not by this value; it only has to be a number, and the worst one if anything else ever reads it.
+PENALTY = {"max": -1e9, "min": 1e9}
+
+
+def nas_reward(accuracy: float, flops: float, target_flops: float, weight: float = -0.07) -> float:
+    """EfficientNet's (MnasNet's) objective ACC(m) x [FLOPS(m) / T]^w."""
+    return accuracy * (flops / target_flops) ** weight
+
+
+def with_reward(metrics: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """A search trial's epoch metrics plus `reward` (the NAS objective of its val_top1)."""
+    factor = (record.get("search") or {}).get("reward_factor")
+    accuracy = metrics.get("val_top1")
+    if factor is None or not isinstance(accuracy, (int, float)):
+        return metrics
+    return {**metrics, "reward": accuracy * factor}
+
+
+def finished_reward(folder: Path, trial_id: str) -> float | None:
+    """The reward of a finished trial from its best val top-1 (the trainer does not write rewards itself)."""
+    record = ledger.read_json(ledger.trial_dir(folder, trial_id) / "trial.json") or {}
+    best = ledger.status_of(folder, trial_id).get("best_val_top1")
+    return with_reward({"val_top1": best}, record).get("reward") if best is not None else None
+
+
+# --- candidates -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    choices: dict[str, Any]  # the searched choices (two or more values) this draw took
+    hparams: dict[str, Any]  # values of the study's hyper-parameter `space`, drawn with the architecture
+    job: dict[str, Any]
+    params: int
+    flops: int
+    violations: dict[str, float]
+
+    @property
+    def within_budget(self) -> bool:
+        return all(v <= 0 for v in self.violations.values())
+
+    @property
+    def recorded(self) -> dict[str, Any]:
+        """What trial.json's hparams hold: the searched choices and the drawn hyper-parameters."""
+        return {**self.choices, **self.hparams}
+
+    @property
+    def key(self) -> str:
+        return json.dumps(self.recorded, sort_keys=True)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha1(self.key.encode()).hexdigest()[:8]
+
+
+@dataclass
+class SamplingReport:
+    sampler: str
+    max_tries: int
+    draws: int = 0
+    within_budget: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: Counter = field(default_factory=Counter)  # constraint name -> draws that violated it
+    exhausted: bool = False
+
+    def count(self, candidate: Candidate) -> None:
+        self.draws += 1
+        if candidate.within_budget:
+            self.within_budget += 1
+        for name, excess in candidate.violations.items():
+            if excess > 0:
+                self.rejected[name] += 1
+
+    @property
+    def acceptance_rate(self) -> float:
+        """Share of draws within the constraints (duplicates included: they met the budget)."""
+        return self.within_budget / self.draws if self.draws else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sampler": self.sampler, "draws": self.draws, "within_budget": self.within_budget, "accepted": self.accepted,
+                "duplicates": self.duplicates, "rejected": dict(self.rejected), "acceptance_rate": self.acceptance_rate,
+                "max_tries": self.max_tries, "exhausted": self.exhausted}
+
+    def line(self) -> str:
+        rejected = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in sorted(self.rejected.items())) or "none"
+        return (f"{self.sampler} sampling: {self.accepted} architectures from {self.draws} draws · acceptance rate "
+                f"{self.acceptance_rate:.1%} · rejected: {rejected} · duplicates skipped: {self.duplicates}")
+
+
+class SearchContext:
+    """A study's design space resolved against its base: draws choices and turns them into trial jobs."""
+
+    def __init__(self, study: Study, study_file: str | Path):
+        if study.search is None:
+            raise WorkbenchError(f"{study_file}: the study has no search block (use `workbench study run`)")
+        self.study, self.study_file, self.space = study, str(study_file), study.search
+        self.label = self.space.name or study.name
+        self.base_file = resolve_path(study_file, self.space.base) if isinstance(self.space.base, str) else None
+        self.base_job = study_job(study, self._base_architecture())
+        self.dimensions = self.space.dimensions()
+        self.searched = [key for key, values in self.dimensions if len(values) > 1]
+        self.hparam_keys = sorted(study.space)
+
+    # --- the base -----------------------------------------------------------------------------------------
+
+    def _base_architecture(self) -> dict[str, Any]:
+        if self.base_file is None:
+            return self._skeleton()
+        try:
+            data = read_json(self.base_file)
+        except ConfigError as exc:
+            raise ConfigError(self.study_file, [("search.base", line) for line in exc.lines]) from None
+        if not isinstance(data, dict) or not isinstance(data.get("stages"), list):
+            raise ConfigError(self.study_file, [("search.base", f"{self.base_file} is not an architecture (no stages list)")])
+        stages = len(data["stages"])
+        if stages != len(self.space.stages):
+            raise ConfigError(self.study_file, [("search.stages", f"{len(self.space.stages)} entries but the base "
+                                                                  f"{self.base_file} has {stages} stages (one entry per stage)")])
+        return {k: v for k, v in data.items() if k != "$schema"}
+
+    def _skeleton(self) -> dict[str, Any]:
+        """A stage-count base: every field comes from the choices; the first value of each stands in until then."""
+        first = {key: values[0] for key, values in self.dimensions}
+        stages = [{"block": first[f"stages.{i}.block"], "expand": first[f"stages.{i}.expand"], "kernel": first[f"stages.{i}.kernel"],
+                   "stride": stage.stride, "in_channels": 1, "out_channels": first[f"stages.{i}.out_channels"],
+                   "layers": first[f"stages.{i}.layers"]} for i, stage in enumerate(self.space.stages)]
+        return {"name": self.label, "stem_channels": first["stem_channels"], "stages": stages}
+
+    # --- drawing and costing ---------------------------------------------------------------------------
+
+    def draw(self, rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
+        """One random point: the searched choices, then the hyper-parameters, in a fixed order."""
+        choices = {key: rng.choice(values) for key, values in self.dimensions if len(values) > 1}
+        hparams = {key: sample(self.study.space[key], rng) for key in self.hparam_keys}
+        return choices, hparams
+
+    def architecture(self, choices: dict[str, Any]) -> dict[str, Any]:
+        """The base with every declared choice applied (fixed ones too) and the channel chain rewired."""
+        arch = json.loads(json.dumps(self.base_job["architecture"]))
+        for key, values in self.dimensions:
+            value = choices[key] if key in choices else values[0]
+            if key.endswith(".se"):
+                set_path(arch, key.removesuffix(".se") + ".se_ratio", self.space.se_ratio if value else 0.0, "search")
+            else:
+                set_path(arch, key, value, "search")
+        for stage, declared in zip(arch["stages"], self.space.stages):
+            if declared.stride is not None:
+                stage["stride"] = declared.stride
+        if arch.get("stem_channels") is not None:
+            arch["stages"][0]["in_channels"] = arch["stem_channels"]
+        for previous, stage in zip(arch["stages"], arch["stages"][1:]):
+            stage["in_channels"] = previous["out_channels"]
+        return arch
+
+    def candidate(self, choices: dict[str, Any], hparams: dict[str, Any]) -> Candidate:
+        job = _assign({**self.base_job, "architecture": self.architecture(choices)}, hparams, f"{self.study_file}: space")
+        network = self._network(job, choices)
+        constraints = self.space.constraints
+        cost = analytic_cost(network, constraints.resolution, constraints.num_classes)
+        return Candidate(choices, hparams, job, cost.params, cost.flops, constraints.violations(cost.params, cost.flops))
+
+    def _network(self, job: dict[str, Any], choices: dict[str, Any]) -> Architecture:
+        from pydantic import ValidationError
+
+        try:
+            return Architecture.model_validate(job["architecture"]).scaled(Scale.model_validate(job["scale"]))
+        except ValidationError as exc:
+            where = ", ".join(f"{k}={v}" for k, v in choices.items())
+            raise ConfigError(f"{self.study_file} (search choices {where})", validation_errors(exc, ("architecture",))) from None
+
+    # --- trials ---------------------------------------------------------------------------------------
+
+    def reward_factor(self, flops: int) -> float | None:
+        target = self.space.target_flops
+        return None if target is None else nas_reward(1.0, flops, target, self.space.reward.weight)
+
+    def trial(self, candidate: Candidate, arch_id: str, seed: int, sampler: str) -> TrialSpec:
+        trial_id = f"{arch_id}-s{seed}"
+        job = json.loads(json.dumps(candidate.job))
+        job["architecture"]["name"] = f"{self.label}-{arch_id}"
+        job["recipe"]["seed"] = seed
+        job = _validated(job, f"{self.study_file} (trial {trial_id})")
+        constraints = self.space.constraints
+        search = {"architecture_id": arch_id, "sampler": sampler, "choices": candidate.choices, "params": candidate.params,
+                  "flops": candidate.flops, "resolution": constraints.resolution or Architecture.model_validate(job["architecture"])
+                  .scaled(Scale.model_validate(job["scale"])).resolution.eval_size, "num_classes": constraints.num_classes,
+                  "reward_factor": self.reward_factor(candidate.flops), "target_flops": self.space.target_flops,
+                  "reward_weight": self.space.reward.weight}
+        return TrialSpec(trial_id, arch_id, seed, candidate.recorded, f"architectures/{arch_id}.json", job,
+                         extra={"space": self.label, "search": search})
+
+    def split(self, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """An Optuna configuration -> (searched choices, hyper-parameters)."""
+        return ({k: config[k] for k in self.searched if k in config}, {k: config[k] for k in self.hparam_keys if k in config})
+
+    def optuna_spec(self, config: dict[str, Any], folder: Path) -> dict[str, Any]:
+        """Run by the trainable: the trial of an Optuna proposal, its architecture file and trial.json written."""
+        candidate = self.candidate(*self.split(config))
+        spec = self.trial(candidate, f"h{candidate.digest}", self.study.seeds[0], "optuna")
+        write_architecture(folder, spec.record(), self)
+        ledger.record_trial(folder, spec)
+        return spec.record()
+
+    def ray_space(self) -> dict[str, Any]:
+        from ray import tune
+
+        from workbench.study.runner import _ray_space
+
+        return {**{key: tune.choice(values) for key, values in self.dimensions if len(values) > 1}, **_ray_space(self.study)}
+
+
+# --- random: rejection sampling ---------------------------------------------------------------------------
+
+_SAMPLED: dict[tuple[str, str], tuple[list[Candidate], SamplingReport]] = {}
+
+
+def sample_candidates(context: SearchContext, count: int) -> tuple[list[Candidate], SamplingReport]:
+    """`count` distinct architectures within the constraints, drawn from sample_seed (the same ones every time)."""
+    cache_key = (context.study.model_dump_json(), str(Path(context.study_file).resolve()))
+    if cache_key in _SAMPLED:
+        return _SAMPLED[cache_key]
+    rng = random.Random(context.study.sample_seed)
+    report = SamplingReport("random", context.space.max_tries)
+    accepted: list[Candidate] = []
+    seen: set[str] = set()
+    while len(accepted) < count and report.draws < context.space.max_tries:
+        candidate = context.candidate(*context.draw(rng))
+        report.count(candidate)
+        if not candidate.within_budget:
+            continue
+        if candidate.key in seen:
+            report.duplicates += 1
+            continue
+        seen.add(candidate.key)
+        accepted.append(candidate)
+    report.accepted = len(accepted)
+    report.exhausted = len(accepted) < count
+    _SAMPLED[cache_key] = (accepted, report)
+    return accepted, report
+
+
+def sample_space(study: Study, study_file: str | Path) -> tuple[SearchContext, list[Candidate], SamplingReport]:
+    context = SearchContext(study, study_file)
+    accepted, report = sample_candidates(context, study.num_samples)
+    return context, accepted, report
+
+
+def sample_trials(study: Study, study_file: str | Path) -> list[TrialSpec]:
+    """The trials of a random search: each accepted architecture once per seed."""
+    context, accepted, report = sample_space(study, study_file)
+    if report.exhausted:
+        raise WorkbenchError([
+            f"{study_file}: only {report.accepted} of {study.num_samples} architectures found within the constraints "
+            f"after {report.draws} draws ({report.line()})",
+            "widen search.constraints or the choices, raise search.max_tries, or lower num_samples",
+        ])
+    return [context.trial(c, f"a{i:03d}", seed, "random") for i, c in enumerate(accepted) for seed in study.seeds]
+
+
+# --- optuna: TPE that never trains an architecture over budget --------------------------------------------
+
+
+def optuna_searcher(context: SearchContext, folder: Path, **kwargs):
+    """OptunaSearch over the architecture choices (and the study's `space`), with the budget checked at proposal."""
+    from ray.tune.search import Searcher
+    from ray.tune.search.optuna import OptunaSearch
+
+    class BudgetedOptunaSearch(OptunaSearch):
+        def __init__(self, **options):
+            super().__init__(space=context.ray_space(), **options)
+            points, values = options.get("points_to_evaluate") or [], options.get("evaluated_rewards") or []
+            self.known = {json.dumps(p, sort_keys=True): v for p, v in zip(points, values)}
+            self.report = previous_report(folder, "optuna", context.space.max_tries)
+
+        def suggest(self, trial_id: str):
+            for _ in range(context.space.max_tries):
+                config = super().suggest(trial_id)
+                if not isinstance(config, dict):
+                    return config
+                candidate = context.candidate(*context.split(config))
+                self.report.count(candidate)
+                if candidate.within_budget and candidate.key not in self.known:
+                    self.known[candidate.key] = None
+                    self.report.accepted += 1
+                    write_report(folder, context, self.report)
+                    return config
+                self._reject(trial_id, candidate)
+            self.report.exhausted = True
+            write_report(folder, context, self.report)
+            return Searcher.FINISHED
+
+        def _reject(self, trial_id: str, candidate: Candidate) -> None:
+            from optuna.trial import TrialState
+
+            ot_trial = self._ot_trials.pop(trial_id)
+            if not candidate.within_budget:
+                for name, excess in candidate.violations.items():
+                    ot_trial.set_constraint(name, excess)
+                self._ot_study.tell(ot_trial, PENALTY[self._mode])
+                return
+            self.report.duplicates += 1
+            value = self.known[candidate.key]
+            if value is None:  # proposed again while it trains: let TPE ignore this copy
+                self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            else:
+                self._ot_study.tell(ot_trial, value)
+
+    return BudgetedOptunaSearch(**kwargs)
+
+
+def previous_report(folder: Path, sampler: str, max_tries: int) -> SamplingReport:
+    """Optuna's tallies carry over a resumed run, so the acceptance rate covers the whole study."""
+    saved = (ledger.read_json(folder / SEARCH_FILE) or {}).get("sampling") or {}
+    report = SamplingReport(sampler, max_tries)
+    if saved.get("sampler") == sampler:
+        for name in ("draws", "within_budget", "accepted", "duplicates"):
+            setattr(report, name, int(saved.get(name) or 0))
+        report.rejected.update(saved.get("rejected") or {})
+    return report
+
+
+def optuna_context(study: Study, study_file: str | Path) -> dict[str, Any]:
+    context = SearchContext(study, study_file)
+    return {"base": context.base_job, "variant": None, "seed": study.seeds[0], "study_file": str(study_file), "search": context}
+
+
+# --- files ------------------------------------------------------------------------------------------------
+
+
+def write_sampled(folder: Path, study: Study, study_file: str | Path, trials: list[TrialSpec]) -> None:
+    """Before training: every sampled architecture as an architecture JSON, and the sampling report."""
+    context, _, report = sample_space(study, study_file)
+    for trial in trials:
+        write_architecture(folder, trial.record(), context)
+    write_report(folder, context, report)
+
+
+def write_report(folder: Path, context: SearchContext, report: SamplingReport) -> None:
+    ledger.write_json(folder / SEARCH_FILE, {
+        "space": context.label, "study": context.study.name, "base": str(context.base_file or f"{context.space.base} stages"),
+        "sampling": report.as_dict(), "constraints": context.space.constraints.model_dump(mode="json"),
+        "target_flops": context.space.target_flops, "reward_weight": context.space.reward.weight,
+        "choices": {key: values for key, values in context.dimensions if len(values) > 1},
+    })
+
+
+def architecture_document(record: dict[str, Any], context: SearchContext, schema_dir: Path) -> dict[str, Any]:
+    """The trained network of a search trial as an ordinary architecture file (the study's scale folded in)."""
+    from workbench.schema.recipe import TrainJob
+
+    network = TrainJob.model_validate(record["job"]).network
+    search = record["search"]
+    choices = ", ".join(f"{k}={v}" for k, v in search["choices"].items())
+    hparams = {k: v for k, v in record["hparams"].items() if k not in search["choices"]}
+    base = context.base_file.name if context.base_file else f"a {context.space.base}-stage skeleton"
+    description = (
+        f"Sampled by `workbench search run` ({search['sampler']}, sample_seed {context.study.sample_seed}) from design space "
+        f"'{context.label}' of study {context.study.name} around {base}. Choices: {choices}."
+        + (f" Drawn with hyper-parameters: {', '.join(f'{k}={v}' for k, v in hparams.items())}." if hparams else "")
+        + f" The study's scale (width x{context.study.scale.width_mult:g}, depth x{context.study.scale.depth_mult:g}"
+        + (f", {context.study.scale.resolution} px" if context.study.scale.resolution else "") + ") is folded in."
+        + f" Analytic cost at {search['resolution']} px with {search['num_classes']} classes: {search['params']:,} params, "
+          f"{search['flops']:,} FLOPs.")
+    body = network.model_dump(mode="json", exclude={"schema_"})
+    return {"$schema": os.path.relpath(ARCHITECTURE_SCHEMA, schema_dir), "name": body.pop("name"), "description": description,
+            **{k: v for k, v in body.items() if k != "description"}}
+
+
+def write_architecture(folder: Path, record: dict[str, Any], context: SearchContext) -> Path:
+    target = folder / record["architecture"]
+    document = architecture_document(record, context, target.parent.resolve())
+    if ledger.read_json(target) != document:
+        ledger.write_json(target, document)
+    return target

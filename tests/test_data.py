@@ -216,3 +216,11 @@ def test_train_transform_produces_the_stage_size_and_mixup_soft_labels():
     mixed, targets = mixer(batch, data.train_labels[:8])
     assert targets.shape == (8, 10) and torch.allclose(targets.sum(1), torch.ones(8))
     assert batch_mixer(Augment(), 0.0, 10) is None
+
+
+def test_a_cache_too_big_for_memory_is_refused_before_decoding(folder, monkeypatch):
+    import workbench.data.images as images
+
+    monkeypatch.setattr(images, "available_memory", lambda: 10_000)
+    with pytest.raises(WorkbenchError, match=r"dataset imagefolder: 13 images at 16x16x3 need .* more than is free"):
+        load_dataset(DatasetConfig(name="imagefolder", path=str(folder)), 3, 16)

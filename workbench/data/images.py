@@ -40,6 +40,14 @@ class ImageData:
 
 
 def available_memory() -> int:
+    """Bytes that can be allocated without swapping: Linux's MemAvailable (free memory alone omits the page cache)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):

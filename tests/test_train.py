@@ -4,6 +4,7 @@ progressive rates read from the modules, transfer learning, and learning itself.
 from __future__ import annotations
 
 import csv
+import math
 import json
 
 import pytest
@@ -199,3 +200,50 @@ def test_tiny_network_learns_digits(tmp_path):
     job = tiny_job(epochs=5, train_images=None, val_images=None)
     status = quick_fit(job, tmp_path)
     assert status["best_val_top1"] >= 0.8, status
+
+
+# --- optimiser and schedule (no training) ----------------------------------------------------------
+
+
+def lrs_over(schedule_cfg: dict, steps_per_epoch: int, epochs: int, val_losses=None) -> list[float]:
+    from workbench.schema.recipe import Schedule
+    from workbench.train.optim import LRSchedule
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = LRSchedule(optimizer, Schedule.model_validate(schedule_cfg), steps_per_epoch, epochs)
+    lrs = []
+    for epoch in range(epochs):
+        for _ in range(steps_per_epoch):
+            lrs.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            schedule.step_batch()
+        schedule.step_epoch(val_losses[epoch] if val_losses else 1.0)
+    return lrs
+
+
+def test_warmup_then_cosine():
+    lrs = lrs_over({"name": "cosine", "warmup_epochs": 1, "warmup_start_factor": 0.1, "min_lr": 0.01}, 10, 5)
+    assert lrs[0] == pytest.approx(0.1) and lrs[10] == pytest.approx(1.0)
+    assert lrs[:11] == sorted(lrs[:11]) and lrs[10:] == sorted(lrs[10:], reverse=True)
+    assert lrs[-1] == pytest.approx(0.01 + 0.99 * (1 + math.cos(39 / 40 * math.pi)) / 2)  # step 39 of 40 after warm-up
+
+
+def test_plateau_drops_after_warmup_when_val_loss_stalls():
+    lrs = lrs_over({"name": "plateau", "warmup_epochs": 1, "plateau_patience": 1, "plateau_factor": 0.5}, 4, 6,
+                   val_losses=[3.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+    per_epoch = lrs[::4]
+    assert lrs[0] < 0.1 and per_epoch[1:] == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.5])
+
+
+def test_norm_weights_and_biases_get_no_weight_decay():
+    from workbench.build import build_model
+    from workbench.schema.recipe import Optimizer
+    from workbench.train.optim import build_optimizer
+
+    model = build_model(tiny_arch(), 10)
+    decayed, exempt = build_optimizer(model, Optimizer(weight_decay=0.05)).param_groups
+    assert decayed["weight_decay"] == 0.05 and exempt["weight_decay"] == 0.0
+    norm_ids = {id(p) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()}
+    assert {id(p) for p in exempt["params"]} == norm_ids | {id(p) for n, p in model.named_parameters() if n.endswith("bias")}
+    assert all(p.ndim > 1 for p in decayed["params"])
+    assert len(build_optimizer(model, Optimizer(decay_norm_and_bias=True)).param_groups) == 1

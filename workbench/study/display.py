@@ -16,7 +16,6 @@ class LiveDisplay(tune.Callback):
         self.done: dict[str, float | None] = {}
         self.failed: dict[str, str] = {}
         self.started = time.time()
-        self.interrupted = False
         self._live = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -25,9 +24,15 @@ class LiveDisplay(tune.Callback):
 
     def setup(self, **info: Any) -> None:
         if self.enabled and self._live is None:
+            import shutil
+            import sys
+
+            from rich.console import Console
             from rich.live import Live
 
-            self._live = Live(self._render(), refresh_per_second=2, transient=False)
+            # In a log (no terminal) Live draws once, at the end: keep it one wide block.
+            width = None if sys.stdout.isatty() else max(120, shutil.get_terminal_size((120, 24)).columns)
+            self._live = Live(self._render(), console=Console(width=width), refresh_per_second=2, transient=False)
             self._live.start()
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
@@ -75,6 +80,10 @@ class LiveDisplay(tune.Callback):
         table = Table(title=f"{self.study}: {self.total} trials — pending {pending} · running {len(self.running)} · "
                             f"done {finished} ({self.done_before} before this run) · failed {len(self.failed)}{best_text} · "
                             f"{time.time() - self.started:,.0f} s", title_justify="left")
+        if not self.running:
+            from rich.text import Text
+
+            return Text(str(table.title))
         for col in ("running trial", "epoch", self.metric, "seconds"):
             table.add_column(col, justify="left" if col == "running trial" else "right")
         for name, row in sorted(self.running.items()):

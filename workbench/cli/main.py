@@ -10,6 +10,7 @@ import sys
 COMMAND_MODULES = (
     "workbench.cli.arch",
     "workbench.cli.study",
+    "workbench.cli.search",
     "workbench.cli.results",
     "workbench.cli.train",
 )

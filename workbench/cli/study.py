@@ -30,20 +30,27 @@ def add_run_arguments(p) -> None:
 
 
 def cmd_run(args) -> int:
-    from workbench.study.runner import check_gpus_available, prepare, run_study
+    from workbench.study.runner import prepare
 
     study, _, trials, folder = prepare(args.study, args.sets, allow_cpu=args.allow_cpu, out=args.out)
     if args.dry_run:
         print_trial_table(study, trials, folder)
         return 0
+    return run_and_report(args, study, len(trials) or study.num_samples, folder, _print_comparison)
+
+
+def run_and_report(args, study, planned: int, folder: Path, report) -> int:
+    """Run the study, print `report(folder, metric)` and the outcome; the exit code says whether trials failed."""
+    from workbench.study.runner import check_gpus_available, run_study
+
     if not args.address:
         check_gpus_available(study)
     out = console()
-    out.print(f"[bold]{study.name}[/]: {len(trials) or study.num_samples} trials → {folder}/")
+    out.print(f"[bold]{study.name}[/]: {planned} trials → {folder}/")
     outcome = run_study(args.study, args.sets, address=args.address, allow_cpu=args.allow_cpu, out=args.out, display=not args.no_live)
     if outcome.skipped:
         out.print(f"{len(outcome.skipped)} trials had finished in an earlier run and were not rerun.")
-    _print_comparison(folder, study.metric)
+    report(folder, study.metric)
     out.print(f"summary: {folder / 'summary.csv'} (and .parquet) · wall time {outcome.seconds:,.0f} s")
     if outcome.interrupted:
         out.print("[yellow]interrupted[/]: re-run the same command to resume; finished trials will not be rerun.")

@@ -33,10 +33,10 @@ def raise_at(model: str, problems: list[tuple[tuple, str]]) -> None:
             for loc, message in problems])
 
 
-def _distinct(values: list, what: str) -> list:
+def _distinct(values: list) -> list:
     duplicates = sorted({repr(v) for v in values if values.count(v) > 1})
     if duplicates:
-        raise ValueError(f"{what}: duplicate values {', '.join(duplicates)}")
+        raise ValueError(f"duplicate values {', '.join(duplicates)}")
     return values
 
 
@@ -80,6 +80,24 @@ Channels = list[int] | ChannelSpan
 Layers = list[int] | IntSpan
 
 
+def _values_or_span(value: Any, span: type[Strict]) -> Any:
+    """A list of positive integers, or a span object. Checked here in full so that an error names one shape,
+    not both members of the union."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return span.model_validate(value)
+    if not isinstance(value, list):
+        keys = "min, max and divisor" if span is ChannelSpan else "min and max"
+        raise ValueError(f"expected a list of values or an object with {keys}, got {value!r}")
+    if not value:
+        raise ValueError("needs at least one value")
+    bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int) or v < 1]
+    if bad:
+        raise ValueError(f"values must be integers >= 1, got {bad}")
+    return _distinct(value)
+
+
 def _choice_values(choice: Any) -> list | None:
     if choice is None:
         return None
@@ -99,8 +117,8 @@ class StageChoices(Strict):
 
     @field_validator("block", "se")
     @classmethod
-    def _unique(cls, values, info):
-        return values if values is None else _distinct(values, info.field_name)
+    def _unique(cls, values: list | None) -> list | None:
+        return values if values is None else _distinct(values)
 
     @field_validator("expand")
     @classmethod
@@ -109,7 +127,7 @@ class StageChoices(Strict):
             bad = [v for v in values if v < 1]
             if bad:
                 raise ValueError(f"expansion ratios must be >= 1, got {bad}")
-            _distinct(values, "expand")
+            _distinct(values)
         return values
 
     @field_validator("kernel")
@@ -119,20 +137,13 @@ class StageChoices(Strict):
             bad = [k for k in values if k < 1 or k % 2 == 0]
             if bad:
                 raise ValueError(f"kernels must be odd and positive, got {bad}")
-            _distinct(values, "kernel")
+            _distinct(values)
         return values
 
-    @field_validator("layers", "out_channels")
+    @field_validator("layers", "out_channels", mode="before")
     @classmethod
-    def _positive(cls, values, info):
-        if isinstance(values, list):
-            if not values:
-                raise ValueError("needs at least one value")
-            bad = [v for v in values if v < 1]
-            if bad:
-                raise ValueError(f"values must be >= 1, got {bad}")
-            _distinct(values, info.field_name)
-        return values
+    def _shape(cls, value, info):
+        return _values_or_span(value, IntSpan if info.field_name == "layers" else ChannelSpan)
 
     def dimensions(self, index: int) -> list[tuple[str, list]]:
         fields = ("block", "expand", "kernel", "layers", "out_channels", "se")
@@ -153,17 +164,13 @@ class GlobalChoices(Strict):
             bad = [v for v in values if not 0 <= v < 1]
             if bad:
                 raise ValueError(f"rates must lie in [0, 1), got {bad}")
-            _distinct(values, info.field_name)
+            _distinct(values)
         return values
 
-    @field_validator("stem_channels", "head_channels")
+    @field_validator("stem_channels", "head_channels", mode="before")
     @classmethod
-    def _positive(cls, values, info):
-        if isinstance(values, list):
-            if not values or any(v < 1 for v in values):
-                raise ValueError("needs at least one value, each >= 1")
-            _distinct(values, info.field_name)
-        return values
+    def _shape(cls, value, info):
+        return _values_or_span(value, ChannelSpan)
 
     def dimensions(self) -> list[tuple[str, list]]:
         keys = {"stem_channels": "stem_channels", "head_channels": "head_channels",

@@ -138,8 +138,8 @@ class Study(Strict):
             raise_at("Study", problems)
             return
         if self.variants:
-            problems.append((("variants",), "a search study samples its architectures: leave variants out "
-                                            "(compare with hand-designed ones by analysing both result folders)"))
+            problems.append((("variants",), ("a search study samples its architectures: leave variants out "
+                                             "(compare with hand-designed ones by analysing both result folders)")))
         if self.algorithm == "grid":
             problems.append((("algorithm",), "a search samples architectures: random (rejection sampling) or optuna (TPE)"))
         searched = {key for key, _ in self.search.dimensions()}

@@ -29,7 +29,6 @@ from workbench.errors import ConfigError, WorkbenchError
 from workbench.schema.architecture import Architecture, Scale
 from workbench.schema.common import read_json, validation_errors
 from workbench.schema.overrides import set_path
-from workbench.schema.search import SearchSpace
 from workbench.schema.study import Study, resolve_path
 from workbench.study import ledger
 from workbench.study.trials import TrialSpec, _assign, _validated, sample, study_job
@@ -136,10 +135,10 @@ class SearchContext:
         self.study, self.study_file, self.space = study, str(study_file), study.search
         self.label = self.space.name or study.name
         self.base_file = resolve_path(study_file, self.space.base) if isinstance(self.space.base, str) else None
-        self.base_job = study_job(study, self._base_architecture())
         self.dimensions = self.space.dimensions()
         self.searched = [key for key, values in self.dimensions if len(values) > 1]
         self.hparam_keys = sorted(study.space)
+        self.base_job = study_job(study, self._base_architecture())
 
     # --- the base -----------------------------------------------------------------------------------------
 
@@ -154,8 +153,8 @@ class SearchContext:
             raise ConfigError(self.study_file, [("search.base", f"{self.base_file} is not an architecture (no stages list)")])
         stages = len(data["stages"])
         if stages != len(self.space.stages):
-            raise ConfigError(self.study_file, [("search.stages", f"{len(self.space.stages)} entries but the base "
-                                                                  f"{self.base_file} has {stages} stages (one entry per stage)")])
+            message = f"{len(self.space.stages)} entries but the base {self.base_file} has {stages} stages (one entry per stage)"
+            raise ConfigError(self.study_file, [("search.stages", message)])
         return {k: v for k, v in data.items() if k != "$schema"}
 
     def _skeleton(self) -> dict[str, Any]:
@@ -217,17 +216,29 @@ class SearchContext:
     def trial(self, candidate: Candidate, arch_id: str, seed: int, sampler: str) -> TrialSpec:
         trial_id = f"{arch_id}-s{seed}"
         job = json.loads(json.dumps(candidate.job))
-        job["architecture"]["name"] = f"{self.label}-{arch_id}"
-        job["recipe"]["seed"] = seed
-        job = _validated(job, f"{self.study_file} (trial {trial_id})")
         constraints = self.space.constraints
         search = {"architecture_id": arch_id, "sampler": sampler, "choices": candidate.choices, "params": candidate.params,
-                  "flops": candidate.flops, "resolution": constraints.resolution or Architecture.model_validate(job["architecture"])
-                  .scaled(Scale.model_validate(job["scale"])).resolution.eval_size, "num_classes": constraints.num_classes,
-                  "reward_factor": self.reward_factor(candidate.flops), "target_flops": self.space.target_flops,
-                  "reward_weight": self.space.reward.weight}
+                  "flops": candidate.flops, "resolution": constraints.resolution or self._network(job, candidate.choices).resolution.eval_size,
+                  "num_classes": constraints.num_classes, "reward_factor": self.reward_factor(candidate.flops),
+                  "target_flops": self.space.target_flops, "reward_weight": self.space.reward.weight}
+        job["architecture"]["name"] = f"{self.label}-{arch_id}"
+        job["architecture"]["description"] = self.describe(candidate, search, job["scale"])
+        job["recipe"]["seed"] = seed
+        job = _validated(job, f"{self.study_file} (trial {trial_id})")
         return TrialSpec(trial_id, arch_id, seed, candidate.recorded, f"architectures/{arch_id}.json", job,
                          extra={"space": self.label, "search": search})
+
+    def describe(self, candidate: Candidate, search: dict[str, Any], scale: dict[str, Any]) -> str:
+        """Where an architecture came from, for its file's description: space, sampler, choices, cost."""
+        base = self.base_file.name if self.base_file else f"a {self.space.base}-stage skeleton"
+        choices = ", ".join(f"{k}={v}" for k, v in candidate.choices.items())
+        hparams = ", ".join(f"{k}={v}" for k, v in candidate.hparams.items())
+        folded = f"width x{scale['width_mult']:g}, depth x{scale['depth_mult']:g}" + (f", {scale['resolution']} px" if scale.get("resolution") else "")
+        return (f"Sampled by `workbench search run` ({search['sampler']}, sample_seed {self.study.sample_seed}) from design space "
+                f"'{self.label}' of study {self.study.name} around {base}. Choices: {choices}."
+                + (f" Drawn with hyper-parameters: {hparams}." if hparams else "")
+                + f" The study's scale ({folded}) is folded in. Analytic cost at {search['resolution']} px with "
+                  f"{search['num_classes']} classes: {search['params']:,} params, {search['flops']:,} FLOPs.")
 
     def split(self, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """An Optuna configuration -> (searched choices, hyper-parameters)."""
@@ -237,7 +248,7 @@ class SearchContext:
         """Run by the trainable: the trial of an Optuna proposal, its architecture file and trial.json written."""
         candidate = self.candidate(*self.split(config))
         spec = self.trial(candidate, f"h{candidate.digest}", self.study.seeds[0], "optuna")
-        write_architecture(folder, spec.record(), self)
+        write_architecture(folder, spec.record())
         ledger.record_trial(folder, spec)
         return spec.record()
 
@@ -290,8 +301,8 @@ def sample_trials(study: Study, study_file: str | Path) -> list[TrialSpec]:
     context, accepted, report = sample_space(study, study_file)
     if report.exhausted:
         raise WorkbenchError([
-            f"{study_file}: only {report.accepted} of {study.num_samples} architectures found within the constraints "
-            f"after {report.draws} draws ({report.line()})",
+            (f"{study_file}: only {report.accepted} of {study.num_samples} architectures found within the constraints "
+             f"after {report.draws} draws ({report.line()})"),
             "widen search.constraints or the choices, raise search.max_tries, or lower num_samples",
         ])
     return [context.trial(c, f"a{i:03d}", seed, "random") for i, c in enumerate(accepted) for seed in study.seeds]
@@ -371,7 +382,7 @@ def write_sampled(folder: Path, study: Study, study_file: str | Path, trials: li
     """Before training: every sampled architecture as an architecture JSON, and the sampling report."""
     context, _, report = sample_space(study, study_file)
     for trial in trials:
-        write_architecture(folder, trial.record(), context)
+        write_architecture(folder, trial.record())
     write_report(folder, context, report)
 
 
@@ -384,31 +395,18 @@ def write_report(folder: Path, context: SearchContext, report: SamplingReport) -
     })
 
 
-def architecture_document(record: dict[str, Any], context: SearchContext, schema_dir: Path) -> dict[str, Any]:
+def architecture_document(record: dict[str, Any], schema_dir: Path) -> dict[str, Any]:
     """The trained network of a search trial as an ordinary architecture file (the study's scale folded in)."""
     from workbench.schema.recipe import TrainJob
 
-    network = TrainJob.model_validate(record["job"]).network
-    search = record["search"]
-    choices = ", ".join(f"{k}={v}" for k, v in search["choices"].items())
-    hparams = {k: v for k, v in record["hparams"].items() if k not in search["choices"]}
-    base = context.base_file.name if context.base_file else f"a {context.space.base}-stage skeleton"
-    description = (
-        f"Sampled by `workbench search run` ({search['sampler']}, sample_seed {context.study.sample_seed}) from design space "
-        f"'{context.label}' of study {context.study.name} around {base}. Choices: {choices}."
-        + (f" Drawn with hyper-parameters: {', '.join(f'{k}={v}' for k, v in hparams.items())}." if hparams else "")
-        + f" The study's scale (width x{context.study.scale.width_mult:g}, depth x{context.study.scale.depth_mult:g}"
-        + (f", {context.study.scale.resolution} px" if context.study.scale.resolution else "") + ") is folded in."
-        + f" Analytic cost at {search['resolution']} px with {search['num_classes']} classes: {search['params']:,} params, "
-          f"{search['flops']:,} FLOPs.")
-    body = network.model_dump(mode="json", exclude={"schema_"})
-    return {"$schema": os.path.relpath(ARCHITECTURE_SCHEMA, schema_dir), "name": body.pop("name"), "description": description,
-            **{k: v for k, v in body.items() if k != "description"}}
+    body = TrainJob.model_validate(record["job"]).network.model_dump(mode="json", exclude={"schema_"})
+    return {"$schema": os.path.relpath(ARCHITECTURE_SCHEMA, schema_dir), "name": body.pop("name"),
+            "description": body.pop("description"), **body}
 
 
-def write_architecture(folder: Path, record: dict[str, Any], context: SearchContext) -> Path:
+def write_architecture(folder: Path, record: dict[str, Any]) -> Path:
     target = folder / record["architecture"]
-    document = architecture_document(record, context, target.parent.resolve())
+    document = architecture_document(record, target.parent.resolve())
     if ledger.read_json(target) != document:
         ledger.write_json(target, document)
     return target

@@ -14,8 +14,9 @@ from workbench.study import ledger
 from workbench.study.trials import TrialSpec, expand, load_study, optuna_trial_id, variant_job
 
 # Ray writes its own per-trial CSV/JSON/TensorBoard loggers and changes into trial folders by default; the
-# trainer already writes every file the workbench reads, with absolute paths.
-RAY_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_AIR_NEW_OUTPUT": "0",
+# trainer already writes every file the workbench reads, with absolute paths. Ctrl-C must reach the driver as
+# KeyboardInterrupt (Ray's own handler would end tuner.fit() quietly, indistinguishable from a finished run).
+RAY_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1", "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1", "RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_AIR_NEW_OUTPUT": "0",
            "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1e9", "RAY_DEDUP_LOGS": "0"}
 
 
@@ -123,10 +124,12 @@ def _run_optuna(study: Study, study_file: str | Path, folder: Path, address: str
         return outcome
     rewards = [_final_metric(folder, r["trial_id"], study.metric) for r in finished]
     known = [(r["hparams"], m) for r, m in zip(finished, rewards) if m is not None]
-    options = dict(metric=study.metric, mode=study.mode, seed=study.sample_seed,
-                   points_to_evaluate=[h for h, _ in known] + [r["hparams"] for r in unfinished] or None,
-                   evaluated_rewards=[m for _, m in known] or None)
+    # Unfinished trials are proposed again first (they resume from their checkpoints); finished ones are told with
+    # their results. (Ray's points_to_evaluate with evaluated_rewards needs a reward for every point.)
+    options = dict(metric=study.metric, mode=study.mode, seed=study.sample_seed, points_to_evaluate=[r["hparams"] for r in unfinished] or None)
     searcher = optuna_searcher(context["search"], folder, **options) if study.search else OptunaSearch(space=_ray_space(study), **options)
+    for hparams, value in known:
+        searcher.add_evaluated_point(hparams, value)
     outcome.interrupted = _tune(study, folder, address, {}, {}, context, study.num_samples, len(finished), display,
                                 search_alg=searcher, num_samples=remaining)
     outcome.trials = [r["trial_id"] for r in (ledger.read_json(p) for p in sorted((folder / "trials").glob("*/trial.json"))) if r]
@@ -186,10 +189,9 @@ def _tune(study: Study, folder: Path, address: str | None, param_space: dict, sp
         interrupted, results = True, None
     finally:
         live.stop()
-    interrupted = interrupted or live.interrupted
-    _settle_statuses(folder, results, interrupted)
-    if address is None:
-        ray.shutdown()
+    if interrupted or address is None:
+        ray.shutdown()  # stops the trial actors; their folders keep the last finished epoch
+    _settle_statuses(folder, results, interrupted, pruning=study.scheduler.name == "asha")
     return interrupted
 
 
@@ -220,7 +222,15 @@ def _start_ray(study: Study, address: str | None) -> None:
     if ray.is_initialized():
         ray.shutdown()
     if address:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        _probe(address)
+        try:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
+            raise WorkbenchError([
+                f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}",
+                "Is `ray start --head` running there, and does this machine have the cluster's auth token "
+                "(~/.ray/auth_token, or RAY_AUTH_MODE=disabled on both sides of a trusted network)?",
+            ]) from None
         _check_gpus(study, ray.cluster_resources().get("GPU", 0), f"the Ray cluster at {address}")
         return
     import torch
@@ -229,6 +239,20 @@ def _start_ray(study: Study, address: str | None) -> None:
     _check_gpus(study, gpus, "this machine")
     ray.init(num_cpus=os.cpu_count(), num_gpus=gpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
              object_store_memory=256 * 1024 * 1024, runtime_env={"env_vars": RAY_ENV})
+
+
+def _probe(address: str) -> None:
+    """ray.init(address=...) retries an unreachable head for minutes; a plain TCP connect answers in seconds."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise WorkbenchError([f"no Ray cluster answers at {address} ({exc.strerror or exc})",
+                              "Start one with `ray start --head --port=PORT` (see README: On a Ray cluster)."]) from None
 
 
 def check_gpus_available(study: Study) -> None:
@@ -250,7 +274,7 @@ def _check_gpus(study: Study, available: float, where: str) -> None:
         ])
 
 
-def _settle_statuses(folder: Path, results, interrupted: bool) -> None:
+def _settle_statuses(folder: Path, results, interrupted: bool, pruning: bool) -> None:
     """Write what Ray decided and the trainer could not: asha stops, errors outside the trainer, interruptions."""
     if results is None:
         entries = []
@@ -272,7 +296,10 @@ def _settle_statuses(folder: Path, results, interrupted: bool) -> None:
                 ledger.mark(folder, trial_id, "failed", _error_text(error))
         elif trial_id in by_name and state in ("running", "failed"):
             epoch = metrics.get("epoch", status.get("epochs_run"))
-            ledger.mark(folder, trial_id, "pruned", f"stopped by the asha scheduler after epoch {epoch}")
+            if pruning:
+                ledger.mark(folder, trial_id, "pruned", f"stopped by the asha scheduler after epoch {epoch}")
+            else:
+                ledger.mark(folder, trial_id, "failed", f"ended after epoch {epoch} without finishing")
 
 
 def _error_text(error: BaseException) -> str:

@@ -46,41 +46,33 @@ def register(sub) -> None:
 def cmd_run(args) -> int:
     from workbench.cli.study import run_and_report
     from workbench.study.runner import prepare
+    from workbench.study.trials import load_study
 
-    study, _, trials, folder = prepare(args.study, args.sets, allow_cpu=args.allow_cpu, out=args.out)
-    if study.search is None:
-        raise WorkbenchError(f"{args.study}: the study has no search block; run its variants with `workbench study run`")
-    if args.dry_run:
-        print_samples(args.study, study, folder)
+    if args.dry_run:  # no prepare(): a budget too tight for num_samples still shows what it let through
+        study, _ = load_study(args.study, args.sets)
+        _require_search(args.study, study)
+        print_samples(args.study, study, Path(args.out) if args.out else Path(study.storage_path) / study.name)
         return 0
+    study, _, trials, folder = prepare(args.study, args.sets, allow_cpu=args.allow_cpu, out=args.out)
+    _require_search(args.study, study)
     return run_and_report(args, study, len(trials) or study.num_samples, folder, print_search_summary)
+
+
+def _require_search(path: str, study) -> None:
+    if study.search is None:
+        raise WorkbenchError(f"{path}: the study has no search block; run its variants with `workbench study run`")
 
 
 def print_samples(study_file: str, study, folder: Path) -> None:
     """The architectures a run would train (for optuna: a random preview of the space), with cost and acceptance."""
-    from rich.table import Table
-
-    from workbench.schema.architecture import Architecture, Scale
-    from workbench.study import ledger
     from workbench.study.search import SearchContext, sample_candidates
 
     context = SearchContext(study, study_file)
     candidates, report = sample_candidates(context, study.num_samples)
+    networks = [context.network(c) for c in candidates]
     constraints = study.search.constraints
-    table = Table(title=f"{study.name}: {len(candidates)} architectures sampled from design space '{context.label}' "
-                        f"({'rejection sampling' if study.algorithm == 'random' else 'random preview; optuna proposes while it runs'}) → {folder}/")
-    networks = [Architecture.model_validate(c.job["architecture"]).scaled(Scale.model_validate(c.job["scale"])) for c in candidates]
-    stages = max((len(n.stages) for n in networks), default=0)
-    divisor, unit = flops_unit([c.flops for c in candidates])
-    for col in ["id", *(f"stage {i + 1}" for i in range(stages)), "head", "res", "params", unit, "status"]:
-        table.add_column(col, justify="right" if col in ("res", "params", unit) else "left")
-    for index, (candidate, network) in enumerate(zip(candidates, networks)):
-        arch_id = f"a{index:03d}" if study.algorithm == "random" else f"h{candidate.digest}"
-        status = ledger.status_of(folder, f"{arch_id}-s{study.seeds[0]}")["status"] if study.algorithm == "random" else "—"
-        table.add_row(arch_id, *(_stage_text(s) for s in network.resolved_stages()), str(network.head_width),
-                      str(network.resolution.eval_size), millions(candidate.params), f"{candidate.flops / divisor:,.2f}", status)
     out = console()
-    out.print(table)
+    out.print(_samples_table(study, context.label, candidates, networks, folder))
     out.print(report.line())
     resolution = constraints.resolution or (networks[0].resolution.eval_size if networks else "the eval")
     out.print(f"constraints: {_budget_text(constraints)} · counted at {resolution} px with {constraints.num_classes} classes "
@@ -90,6 +82,25 @@ def print_samples(study_file: str, study, folder: Path) -> None:
     if report.exhausted:
         out.print(f"[red]only {report.accepted} of {study.num_samples} architectures within the constraints after "
                   f"{report.draws} draws[/]: widen the constraints or raise search.max_tries")
+
+
+def _samples_table(study, label: str, candidates, networks, folder: Path):
+    from rich.table import Table
+
+    from workbench.study import ledger
+
+    sampler = "rejection sampling" if study.algorithm == "random" else "random preview; optuna proposes while it runs"
+    table = Table(title=f"{study.name}: {len(candidates)} architectures sampled from design space '{label}' ({sampler}) → {folder}/")
+    divisor, unit = flops_unit([c.flops for c in candidates])
+    stages = max((len(n.stages) for n in networks), default=0)
+    for col in ["id", *(f"stage {i + 1}" for i in range(stages)), "head", "res", "params", unit, "status"]:
+        table.add_column(col, justify="right" if col in ("res", "params", unit) else "left")
+    for index, (candidate, network) in enumerate(zip(candidates, networks)):
+        arch_id = f"a{index:03d}" if study.algorithm == "random" else f"h{candidate.digest}"
+        status = ledger.status_of(folder, f"{arch_id}-s{study.seeds[0]}")["status"] if study.algorithm == "random" else "—"
+        table.add_row(arch_id, *(_stage_text(s) for s in network.resolved_stages()), str(network.head_width),
+                      str(network.resolution.eval_size), millions(candidate.params), f"{candidate.flops / divisor:,.2f}", status)
+    return table
 
 
 def _stage_text(stage) -> str:
@@ -119,8 +130,12 @@ def print_search_summary(folder: Path, metric: str, top: int = 10) -> None:
     out = console()
     report = (ledger.read_json(folder / "search.json") or {}).get("sampling") or {}
     if report:
+        rejected = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in sorted((report.get("rejected") or {}).items())) or "none"
         out.print(f"{report['sampler']} sampling: {report['accepted']} architectures from {report['draws']} draws · "
-                  f"acceptance rate {report['acceptance_rate']:.1%} · rejected {report.get('rejected') or 'none'}")
+                  f"acceptance rate {report['acceptance_rate']:.1%} · rejected before training: {rejected}")
+        if report.get("exhausted"):
+            out.print(f"[red]the sampler found no further architecture within the constraints in {report['max_tries']} tries[/]: "
+                      "widen the constraints or raise search.max_tries")
     try:
         archs = search_analysis.architectures(reader.load([folder]), metric)
     except WorkbenchError as exc:

@@ -198,6 +198,10 @@ class SearchContext:
         cost = analytic_cost(network, constraints.resolution, constraints.num_classes)
         return Candidate(choices, hparams, job, cost.params, cost.flops, constraints.violations(cost.params, cost.flops))
 
+    def network(self, candidate: Candidate) -> Architecture:
+        """The network a candidate trains: its architecture after the study's scale (and any scale hyper-parameters)."""
+        return self._network(candidate.job, candidate.choices)
+
     def _network(self, job: dict[str, Any], choices: dict[str, Any]) -> Architecture:
         from pydantic import ValidationError
 
@@ -262,12 +266,12 @@ class SearchContext:
 
 # --- random: rejection sampling ---------------------------------------------------------------------------
 
-_SAMPLED: dict[tuple[str, str], tuple[list[Candidate], SamplingReport]] = {}
+_SAMPLED: dict[tuple[str, str, int], tuple[list[Candidate], SamplingReport]] = {}  # run and dry-run draw once
 
 
 def sample_candidates(context: SearchContext, count: int) -> tuple[list[Candidate], SamplingReport]:
     """`count` distinct architectures within the constraints, drawn from sample_seed (the same ones every time)."""
-    cache_key = (context.study.model_dump_json(), str(Path(context.study_file).resolve()))
+    cache_key = (context.study.model_dump_json(), str(Path(context.study_file).resolve()), count)
     if cache_key in _SAMPLED:
         return _SAMPLED[cache_key]
     rng = random.Random(context.study.sample_seed)
@@ -318,10 +322,19 @@ def optuna_searcher(context: SearchContext, folder: Path, **kwargs):
 
     class BudgetedOptunaSearch(OptunaSearch):
         def __init__(self, **options):
+            self.known: dict[str, float | None] = {}  # proposals made so far: their result once known
+            self.proposed: dict[str, str] = {}  # Ray trial id -> proposal key
             super().__init__(space=context.ray_space(), **options)
-            points, values = options.get("points_to_evaluate") or [], options.get("evaluated_rewards") or []
-            self.known = {json.dumps(p, sort_keys=True): v for p, v in zip(points, values)}
             self.report = previous_report(folder, "optuna", context.space.max_tries)
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            super().on_trial_complete(trial_id, result, error)
+            if trial_id in self.proposed and result and result.get(self._metric) is not None:
+                self.known[self.proposed[trial_id]] = result[self._metric]
+
+        def add_evaluated_point(self, parameters: dict, value: float, **kwargs) -> None:
+            super().add_evaluated_point(parameters, value, **kwargs)
+            self.known[json.dumps(parameters, sort_keys=True)] = value
 
         def suggest(self, trial_id: str):
             for _ in range(context.space.max_tries):
@@ -332,6 +345,7 @@ def optuna_searcher(context: SearchContext, folder: Path, **kwargs):
                 self.report.count(candidate)
                 if candidate.within_budget and candidate.key not in self.known:
                     self.known[candidate.key] = None
+                    self.proposed[trial_id] = candidate.key
                     self.report.accepted += 1
                     write_report(folder, context, self.report)
                     return config

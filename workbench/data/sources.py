@@ -32,9 +32,10 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     from sklearn.model_selection import train_test_split
 
     indices = np.arange(len(labels))
-    counts = np.bincount(labels)
-    stratify = labels if counts[counts > 0].min() >= 2 else None
-    train, val = train_test_split(indices, test_size=val_fraction, random_state=seed, stratify=stratify)
+    try:
+        train, val = train_test_split(indices, test_size=val_fraction, random_state=seed, stratify=labels)
+    except ValueError:  # a class with one image, or fewer val images than classes: split without strata
+        train, val = train_test_split(indices, test_size=val_fraction, random_state=seed)
     return np.sort(train), np.sort(val)
 
 

@@ -36,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_predict)
 

@@ -21,6 +21,8 @@ def load_trained(checkpoint: str | Path, device: str | torch.device = "cpu") -> 
     path = Path(checkpoint)
     if not path.is_file():
         raise WorkbenchError(f"checkpoint {path} not found")
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise WorkbenchError("device cuda requested but torch finds no CUDA device")
     try:
         state = load_checkpoint(path, device)
         config = state["config"]

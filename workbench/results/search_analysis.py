@@ -149,7 +149,9 @@ def plot_pareto(archs: list[Sampled], metric: str, x: str, latency_label: str | 
                    lw=0, zorder=2, label=f"{space} (n={len(members)})")
     front = pareto_members(usable, x, higher)
     fx, fy = [_cost(a, x) / divisor for a in front], [a.value * k for a in front]
-    ax.plot(fx, fy, color="black", lw=1.2, ls="--", drawstyle="steps-post", zorder=1, label=f"Pareto front ({len(front)} architectures)")
+    reach = max(_cost(a, x) for a in usable) / divisor  # the best value stays attainable at any larger cost
+    ax.plot(fx + [reach], fy + [fy[-1]], color="black", lw=1.2, ls="--", drawstyle="steps-post", zorder=1,
+            label=f"Pareto front ({len(front)} architecture{'s' if len(front) > 1 else ''})")
     ax.scatter(fx, fy, s=110, facecolors="none", edgecolors="black", lw=1.3, zorder=3)
     for a, cx, cy in zip(front, fx, fy):
         ax.annotate(a.arch_id, (cx, cy), xytext=(5, -11), textcoords="offset points", fontsize=7)

@@ -307,3 +307,11 @@ def test_search_commands_answer_bad_input_with_the_field(tmp_path, workbench_cli
     assert code == 2 and f"error: {bad}: search.stages[2].kernel: kernels must be odd" in err
     code, _, err = workbench_cli("search", "analyze", tmp_path)
     assert code == 2 and "error:" in err
+
+
+def test_the_study_schema_file_is_up_to_date():
+    from workbench.cli.arch import schema_dict
+
+    schema = json.loads((ROOT / "schemas/study.schema.json").read_text())
+    assert schema == schema_dict("study"), "regenerate: workbench schema study -o schemas/study.schema.json"
+    assert "SearchSpace" in schema["$defs"] and "search" in schema["properties"]

@@ -154,7 +154,8 @@ def plot_pareto(archs: list[Sampled], metric: str, x: str, latency_label: str | 
             label=f"Pareto front ({len(front)} architecture{'s' if len(front) > 1 else ''})")
     ax.scatter(fx, fy, s=110, facecolors="none", edgecolors="black", lw=1.3, zorder=3)
     for a, cx, cy in zip(front, fx, fy):
-        ax.annotate(a.arch_id, (cx, cy), xytext=(5, -11), textcoords="offset points", fontsize=7)
+        ax.annotate(a.arch_id if len(spaces) == 1 else f"{a.space}/{a.arch_id}", (cx, cy), xytext=(5, -11),
+                    textcoords="offset points", fontsize=7)
     costs = [_cost(a, x) / divisor for a in usable]
     if min(costs) > 0 and max(costs) / min(costs) > 20:
         ax.set_xscale("log")

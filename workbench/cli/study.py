@@ -45,6 +45,7 @@ def run_and_report(args, study, planned: int, folder: Path, report) -> int:
 
     if not args.address:
         check_gpus_available(study)
+    _stop_gracefully_on_sigterm()
     out = console()
     out.print(f"[bold]{study.name}[/]: {planned} trials → {folder}/")
     outcome = run_study(args.study, args.sets, address=args.address, allow_cpu=args.allow_cpu, out=args.out, display=not args.no_live)
@@ -62,6 +63,16 @@ def run_and_report(args, study, planned: int, folder: Path, report) -> int:
         print(f"{len(failed)} of {len(outcome.trials)} trials failed; the others finished.", file=sys.stderr)
         return 1
     return 0
+
+
+def _stop_gracefully_on_sigterm() -> None:
+    """`kill PID` (or a batch system's stop) ends the study like Ctrl-C: statuses written, exit 130, resumable."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _print_comparison(folder: Path, metric: str) -> None:

@@ -65,7 +65,7 @@ def detect_kind(data: object) -> str:
         for kind in SCHEMAS:
             if kind in ref:
                 return kind
-        if "variants" in data:
+        if "variants" in data or "search" in data:
             return "study"
         if "stages" not in data and ({"epochs", "optimizer", "progressive", "batch_size"} & set(data)):
             return "recipe"

@@ -29,7 +29,7 @@ class StageAugment:
     mixup: float
 
 
-def train_transform(augment: Augment, stage: StageAugment, cache_size: int, hflip: bool, channels: int) -> v2.Compose:
+def train_transform(augment: Augment, stage: StageAugment, cache_size: int, hflip: bool, channels: int) -> v2.Transform:
     size = stage.image_size
     ops: list[v2.Transform] = []
     if augment.random_resized_crop:
@@ -43,13 +43,13 @@ def train_transform(augment: Augment, stage: StageAugment, cache_size: int, hfli
         ops.append(v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter if channels == 3 else None))
     if stage.randaugment is not None:
         ops.append(v2.RandAugment(num_ops=augment.randaugment_ops, magnitude=stage.randaugment, num_magnitude_bins=31))
-    return v2.Compose(ops)
+    return v2.Compose(ops) if ops else v2.Identity()  # Compose refuses an empty list
 
 
 class TransformedImages(Dataset):
     """uint8 images [N, C, S, S] and labels, each image transformed on access."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: v2.Compose):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: v2.Transform):
         self.images, self.labels, self.transform = images, labels, transform
 
     def __len__(self) -> int:

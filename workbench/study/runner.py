@@ -237,7 +237,8 @@ def _start_ray(study: Study, address: str | None) -> None:
 
     gpus = torch.cuda.device_count()
     _check_gpus(study, gpus, "this machine")
-    ray.init(num_cpus=os.cpu_count(), num_gpus=gpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+    # address="local": always a private Ray, never a cluster someone else started on this machine.
+    ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=gpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
              object_store_memory=256 * 1024 * 1024, runtime_env={"env_vars": RAY_ENV})
 
 

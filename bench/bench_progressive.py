@@ -101,6 +101,19 @@ def timed_run(job, folder: Path, args: argparse.Namespace) -> dict:
             "config": config}
 
 
+def network_alone_ratio(job, stages, args: argparse.Namespace) -> float:
+    """The same ratio from training steps on synthetic batches: the network's own scaling, without data pipeline."""
+    from workbench.train.bench import benchmark
+
+    def seconds_per_image(size: int) -> float:
+        (row,) = benchmark(job.network, resolution=size, batch=args.batch, device=None if args.device == "auto" else args.device,
+                           warmup=1, steps=3, num_classes=10)
+        return 1 / row["train_images_per_s"]
+
+    top = seconds_per_image(max(s.image_size for s in stages))
+    return sum(s.epochs * seconds_per_image(s.image_size) for s in stages) / sum(s.epochs for s in stages) / top
+
+
 def ideal_ratio(stages) -> float:
     top = max(s.image_size for s in stages)
     total = sum(s.epochs for s in stages)
@@ -134,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'measured / ideal':24}" + "".join(f"{r / ideal:>12.2f}" for r in ratios) + "   (goal <= 1.10)")
     print("train s: wall seconds of the training passes; epochs s: with evaluation; "
           "train CPU s: process CPU seconds of the training passes")
+    alone = network_alone_ratio(ramp_job, stages, args)
+    print(f"network alone (synthetic batches, no data pipeline): ratio {alone:.3f} = {alone / ideal:.2f} x the FLOPs ideal")
     print()
     print("per epoch by stage (progressive run): wall seconds of whole epochs, CPU seconds of the training passes")
     first = 0

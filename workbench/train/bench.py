@@ -33,7 +33,7 @@ def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int =
             "model": source, "architecture": arch.name, "resolution": size, "batch": batch, "device": exe.describe,
             "params": sum(p.numel() for p in model.parameters()),
             "eval_images_per_s": _rate(lambda: _eval_step(model, images, exe), batch, warmup, steps, exe),
-            "train_images_per_s": _rate(_train_step(model, images, labels, exe), batch, warmup, steps, exe),
+            "train_images_per_s": _rate(make_train_step(model, images, labels, exe), batch, warmup, steps, exe),
         })
     return rows
 
@@ -62,7 +62,8 @@ def _eval_step(model: nn.Module, images: torch.Tensor, exe: Execution) -> None:
         model(images)
 
 
-def _train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, exe: Execution) -> Callable[[], None]:
+def make_train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, exe: Execution) -> Callable[[], None]:
+    """One AdamW training step on a fixed batch, with the run's autocast and gradient scaling."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler("cuda", enabled=exe.amp_dtype == torch.float16)
 

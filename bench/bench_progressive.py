@@ -101,36 +101,6 @@ def timed_run(job, folder: Path, args: argparse.Namespace) -> dict:
             "config": config}
 
 
-def network_alone_ratio(job, stages, args: argparse.Namespace) -> float:
-    """The same ratio from training steps on synthetic batches (CPU seconds on a CPU): the network's own scaling."""
-    import torch
-
-    from workbench.build import build_model
-    from workbench.schema.recipe import Recipe
-    from workbench.train.bench import make_train_step
-    from workbench.train.device import resolve_execution, thread_count
-
-    exe = resolve_execution(Recipe(), None if args.device == "auto" else args.device)
-
-    def seconds_per_image(size: int) -> float:
-        model = build_model(job.network, 10).to(exe.device, memory_format=exe.memory_format)
-        images = torch.randn(args.batch, job.network.in_channels, size, size, device=exe.device)
-        labels = torch.randint(0, 10, (args.batch,), device=exe.device)
-        step = make_train_step(model, images.contiguous(memory_format=exe.memory_format), labels, exe)
-        step()  # warm-up
-        clock = time.perf_counter if exe.cuda else time.process_time  # CPU seconds ignore other processes
-        started = clock()
-        for _ in range(4):
-            step()
-        if exe.cuda:
-            torch.cuda.synchronize(exe.device)
-        return (clock() - started) / (4 * args.batch)
-
-    with thread_count(args.threads):
-        top = seconds_per_image(max(s.image_size for s in stages))
-        return sum(s.epochs * seconds_per_image(s.image_size) for s in stages) / sum(s.epochs for s in stages) / top
-
-
 def ideal_ratio(stages) -> float:
     top = max(s.image_size for s in stages)
     total = sum(s.epochs for s in stages)
@@ -164,8 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'measured / ideal':24}" + "".join(f"{r / ideal:>12.2f}" for r in ratios) + "   (goal <= 1.10)")
     print("train s: wall seconds of the training passes; epochs s: with evaluation; "
           "train CPU s: process CPU seconds of the training passes")
-    alone = network_alone_ratio(ramp_job, stages, args)
-    print(f"network alone (synthetic batches, no data pipeline): ratio {alone:.3f} = {alone / ideal:.2f} x the FLOPs ideal")
     print()
     print("per epoch by stage (progressive run): wall seconds of whole epochs, CPU seconds of the training passes")
     first = 0

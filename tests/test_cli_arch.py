@@ -42,6 +42,35 @@ def test_flops_table_header_and_rows(workbench_cli):
         assert row in out
 
 
+def test_flops_table_comes_from_the_analytic_model_then_fvcore_confirms_it(workbench_cli):
+    code, out, _ = workbench_cli("flops", ARCHITECTURES / "half_layers.json", "--resolution", "64")
+    assert code == 0
+    assert out.index("counted by analytic") < out.index("fvcore trace agrees")
+    assert "counted by fvcore" not in out
+
+
+def test_flops_prints_fvcore_table_when_the_analytic_model_disagrees(workbench_cli, monkeypatch):
+    import dataclasses
+
+    import workbench.complexity as complexity
+
+    real = complexity.analytic_cost
+    monkeypatch.setattr(complexity, "analytic_cost", lambda *a: dataclasses.replace(real(*a), flops=1))
+    code, out, _ = workbench_cli("flops", ARCHITECTURES / "half_layers.json", "--resolution", "64")
+    assert code == 0
+    assert "disagrees" in out and "total flops: analytic 1 vs fvcore" in out
+    assert "counted by fvcore" in out
+
+
+def test_flops_counter_choice(workbench_cli):
+    analytic = json.loads(workbench_cli("flops", ARCHITECTURES / "half_layers.json", "--counter", "analytic", "--json")[1])
+    traced = json.loads(workbench_cli("flops", ARCHITECTURES / "half_layers.json", "--json")[1])
+    assert (analytic["counter"], traced["counter"]) == ("analytic", "fvcore")
+    assert analytic["architectures"][0]["flops"] == traced["architectures"][0]["flops"]
+    code, out, _ = workbench_cli("flops", ARCHITECTURES / "half_layers.json", "--resolution", "64", "--counter", "fvcore")
+    assert code == 0 and "counted by fvcore" in out and "agrees" not in out
+
+
 def test_flops_by_module(workbench_cli):
     code, out, _ = workbench_cli("flops", ARCHITECTURES / "efficientnet_b0.json", "--resolution", "64", "--by", "module", "--json")
     assert code == 0

@@ -30,8 +30,14 @@ def register(sub) -> None:
     add_scale_option(p)
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("flops", help="count params, FLOPs and activations with fvcore", description="Count parameters, FLOPs (multiply-adds of conv and linear layers, batch norm excluded) and activations with fvcore.")
+    p = sub.add_parser("flops", help="count params, FLOPs and activations with fvcore", description=(
+        "Count parameters, FLOPs (multiply-adds of conv and linear layers, batch norm excluded) and activations. By default "
+        "the stage table comes at once from the analytic cost model (pycls-style, no torch), then fvcore traces the built "
+        "network and either confirms every figure or prints its own table."))
     p.add_argument("files", nargs="+")
+    p.add_argument("--counter", choices=["both", "fvcore", "analytic"], default="both", help=(
+        "both (default): analytic table at once, then checked against an fvcore trace; fvcore: the trace only; "
+        "analytic: no torch, instant (--json uses fvcore unless this is analytic)"))
     p.add_argument("--resolution", type=int, help="input size (default: each file's eval resolution)")
     p.add_argument("--by", choices=["stage", "module"], default="stage", help="breakdown rows (default: stage)")
     p.add_argument("--num-classes", type=int, default=1000, help="classifier width (default 1000, as published)")
@@ -125,27 +131,73 @@ def _shape(shape) -> str:
 
 
 def cmd_flops(args) -> int:
-    from workbench.complexity import CONVENTION, count_flops
+    from workbench.complexity import CONVENTION
 
     archs = [(path, load_scaled(path, args.sets)) for path in args.files]
     if args.by == "module":
         return _flops_by_module(archs, args)
-    costs = [(path, count_flops(arch, args.resolution, args.num_classes)) for path, arch in archs]
     if args.json:
-        base = costs[0][1]
-        payload = {"convention": CONVENTION, "architectures": [
-            {"file": path, **cost.as_dict(), "delta_vs_first": {
-                "params": cost.params - base.params, "flops": cost.flops - base.flops, "activations": cost.activations - base.activations}}
-            for path, cost in costs]}
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        counter = "analytic" if args.counter == "analytic" else "fvcore"
+        _print_json(_costs(archs, args, counter), counter)
         return 0
     out = console()
     out.print(f"[dim]{CONVENTION}[/]")
+    first = "fvcore" if args.counter == "fvcore" else "analytic"
+    costs = _costs(archs, args, first)
+    _print_tables(out, costs, first)
+    if args.counter == "both":
+        _check_with_fvcore(out, archs, args, costs)
+    return 0
+
+
+def _costs(archs, args, counter: str) -> list:
+    from workbench.complexity import analytic_cost, count_flops
+
+    count = analytic_cost if counter == "analytic" else count_flops
+    return [(path, count(arch, args.resolution, args.num_classes)) for path, arch in archs]
+
+
+def _print_json(costs, counter: str) -> None:
+    from workbench.complexity import CONVENTION
+
+    base = costs[0][1]
+    payload = {"convention": CONVENTION, "counter": counter, "architectures": [
+        {"file": path, **cost.as_dict(), "delta_vs_first": {
+            "params": cost.params - base.params, "flops": cost.flops - base.flops, "activations": cost.activations - base.activations}}
+        for path, cost in costs]}
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+def _print_tables(out, costs, counter: str) -> None:
     if len(costs) > 1:
         out.print(_comparison_table(costs))
     for path, cost in costs:
-        out.print(_stage_table(path, cost))
-    return 0
+        out.print(_stage_table(path, cost, counter))
+
+
+def _check_with_fvcore(out, archs, args, analytic) -> None:
+    """fvcore is the reference count; the analytic table is only kept if the trace agrees with every figure."""
+    import time
+
+    start = time.perf_counter()
+    with out.status("checking against an fvcore trace of the built network…"):
+        traced = _costs(archs, args, "fvcore")
+    seconds = time.perf_counter() - start
+    differences = [line for (path, a), (_, f) in zip(analytic, traced) for line in _differences(path, a, f)]
+    if not differences:
+        out.print(f"[green]fvcore trace agrees[/] on every stage (params, FLOPs, activations), {seconds:.1f} s")
+        return
+    out.print("[yellow]The analytic model disagrees with the fvcore trace; fvcore's counts are the reference:[/]")
+    for line in differences:
+        out.print(f"  {line}")
+    _print_tables(out, traced, "fvcore")
+
+
+def _differences(path, analytic, traced) -> list[str]:
+    rows = [(f"{path}: total", analytic, traced)]
+    rows += [(f"{path}: {a.name}", a, f) for a, f in zip(analytic.stages, traced.stages)]
+    return [f"{label} {field}: analytic {getattr(a, field):,} vs fvcore {getattr(f, field):,}"
+            for label, a, f in rows for field in ("params", "flops", "activations") if getattr(a, field) != getattr(f, field)]
 
 
 def _comparison_table(costs):
@@ -161,11 +213,11 @@ def _comparison_table(costs):
     return table
 
 
-def _stage_table(path, cost):
+def _stage_table(path, cost, counter: str):
     from rich.table import Table
 
     table = Table(title=f"{cost.name} ({path}) at {cost.resolution} px: {cost.params:,} params · {giga(cost.flops)} FLOPs · "
-                        f"{millions(cost.activations)} activations")
+                        f"{millions(cost.activations)} activations", caption=f"counted by {counter}")
     for col in ("stage", "block", "blocks", "params", "FLOPs", "activations", "output (C×H×W)"):
         table.add_column(col, justify="left" if col in ("stage", "block") else "right")
     for s in cost.stages:

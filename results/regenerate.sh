@@ -3,6 +3,7 @@
 # from the trial folders a `workbench study run` left in results/<study>/. Usage, from the repository root:
 #   bash results/regenerate.sh STUDY "MACHINE DESCRIPTION" "PLOT KINDS" "NOTE" ["NOTE"...]
 # e.g. PLOT KINDS "curves pareto edf"; the hardest-examples grid is drawn whenever predictions exist.
+# MARGINALS="hp.recipe.epochs hp.recipe.dropout" adds one table per field, pooling the grid's other points.
 set -euo pipefail
 study=$1 machine=$2; read -r -a kinds <<< "$3"; shift 3
 notes=(); for note in "$@"; do notes+=(--note "$note"); done
@@ -11,6 +12,11 @@ wb=${WORKBENCH:-.venv/bin/workbench}
 mkdir -p "$dir/figures"
 "$wb" results compare "$dir" --format markdown -o "$dir/README.md" --machine "$machine" "${notes[@]}"
 {
+  for field in ${MARGINALS:-}; do
+    echo
+    "$wb" results compare "$dir" --by "$field" --format markdown | sed -n '/^| /,$p' | grep -v '^- '
+    echo "\`workbench results compare $dir --by $field\` (other grid points pooled as replicates)"
+  done
   echo
   echo "### Figures"
   echo

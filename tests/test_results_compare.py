@@ -282,3 +282,9 @@ def test_seeds_constant_matches_fixture(tmp_path):
     study = make_study(tmp_path, broken=True)
     for g in compare.compare(reader.load([study])).groups:
         assert sorted(t.seed for t in g.used) == list(SEEDS)
+
+
+def test_group_values_in_natural_order():
+    values = ["[16,24]", 0.5, "[8,24]", None, "adamw", 0.05, "[8,32]", [4, 24]]
+    ordered = sorted(values, key=lambda v: reader.order_key(reader.hashable(v)))
+    assert ordered == [0.05, 0.5, [4, 24], "[8,24]", "[8,32]", "[16,24]", "adamw", None]

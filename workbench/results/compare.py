@@ -415,11 +415,7 @@ def _label(value: Any) -> str:
 
 
 def _sort_key(value: Any) -> tuple:
-    if value is None:
-        return (2, 0, "")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (0, float(value), "")
-    return (1, 0, str(value))
+    return reader.order_key(reader.hashable(value))
 
 
 def parse_by(by: str | list[str] | None, studies: list[StudyRecord]) -> tuple[list[str], list[str]]:

@@ -335,7 +335,7 @@ def sensitivity(studies: list[StudyRecord], metric: str = "val_top1", params: li
     rng = np.random.default_rng(0)
     for ax, name in zip(axes.flat, swept):
         values = [reader.hashable(t.hparams[name]) for t in finished if name in t.hparams]
-        distinct = sorted(set(values), key=lambda v: (not _is_number(v), v if _is_number(v) else str(v)))
+        distinct = sorted(set(values), key=reader.order_key)
         numeric = all(_is_number(v) for v in distinct)
         positions = {v: (float(v) if numeric else float(i)) for i, v in enumerate(distinct)}
         log = numeric and min(distinct) > 0 and max(distinct) / min(distinct) >= 10 and len(distinct) > 2

@@ -510,6 +510,23 @@ def hashable(value: Any) -> Any:
     return value
 
 
+def order_key(value: Any) -> tuple:
+    """Natural order of group values: numbers by value, JSON lists of numbers element-wise ([8,24] before
+    [16,24]), then other text, then unset."""
+    if value is None:
+        return (3, (), "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, (float(value),), "")
+    if isinstance(value, str) and value.startswith("["):
+        try:
+            items = json.loads(value)
+        except ValueError:
+            items = None
+        if isinstance(items, list) and all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in items):
+            return (1, tuple(float(i) for i in items), "")
+    return (2, (), str(value))
+
+
 def field_values(trials: list[TrialRecord], dotted: str) -> list[Any]:
     """The value of `dotted` for every trial; an unknown field is a WorkbenchError naming the known ones."""
     values = [t.lookup(dotted) for t in trials]

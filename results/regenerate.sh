@@ -26,6 +26,42 @@ mkdir -p "$dir/figures"
     echo "\`workbench results plot $dir --kind $kind\`"
     echo
   done
+  if [ -f "$dir/search.json" ]; then
+    "$wb" search analyze "$dir" -o "$dir/figures" > "$dir/.analysis.txt"
+    echo "### Search analysis"
+    echo
+    "${wb%/workbench}/python" - "$dir/search.json" <<'PY'
+import json
+import sys
+
+s = json.load(open(sys.argv[1]))["sampling"]
+rejected = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in s["rejected"].items())
+print(f"Sampling ({s['sampler']}): {s['accepted']} architectures from {s['draws']} draws, "
+      f"acceptance {s['acceptance_rate']:.1%}; rejected before training: {rejected}.")
+PY
+    echo
+    echo "\`workbench search analyze $dir\`:"
+    echo
+    grep '^Pareto front' "$dir/.analysis.txt" | sed 's/^/- /'
+    echo
+    echo "![Pareto against FLOPs](figures/pareto_flops.png) ![Pareto against latency](figures/pareto_latency.png)"
+    echo
+    echo "Choices whose top-quarter value is agreed by at least 75 % of 2,000 bootstrap resamples (all: figures/ranges.csv):"
+    echo
+    "${wb%/workbench}/python" - "$dir/figures/ranges.csv" <<'PY'
+import sys
+
+import pandas as pd
+
+ranges = pd.read_csv(sys.argv[1])
+print("| choice | offered | top-quarter value | confidence | share in top quarter | share sampled |")
+print("|:---|:---|:---|---:|---:|---:|")
+for r in ranges[ranges.confidence >= 0.75].itertuples():
+    print(f"| {r.choice} | {r.offered} | {r.best} | {r.confidence:.0%} | {r.top_share:.0%} | {r.base_share:.0%} |")
+PY
+    echo
+    rm -f "$dir/.analysis.txt"
+  fi
   if "$wb" results errors "$dir" --top 10 --format markdown -o "$dir/figures/hardest.png" > "$dir/.hardest.md"; then
     grep -v '^wrote ' "$dir/.hardest.md"
     echo

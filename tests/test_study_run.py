@@ -90,3 +90,33 @@ def test_interrupted_study_resumes_without_rerunning_finished_trials(tmp_path):
     assert all("nowhere" in reason for reason in broken.reason)
     assert (out / "summary.parquet").exists() and (out / "study.json").exists()
     assert "ok" in final.stdout and "±" in final.stdout  # the comparison table printed
+
+
+def test_a_stop_request_ends_the_run_as_interrupted_without_a_keyboardinterrupt(tmp_path):
+    """Ctrl-C also sets a flag that a Tune stopper reads, so the study stops even if Ray loses the KeyboardInterrupt."""
+    import threading
+
+    from workbench.study import runner
+
+    arch = str(ROOT / "architectures/v2s_all_fused.json")
+    study = {
+        "name": "stop", "description": "test", "dataset": {"name": "digits", "max_train_images": 300, "max_val_images": 120},
+        "scale": {"width_mult": 0.25, "depth_mult": 0.25, "resolution": 16}, "recipe": {"epochs": 8, "batch_size": 50},
+        "variants": [{"name": "ok", "architecture": arch}], "seeds": [0, 1], "max_concurrent_trials": 1,
+    }
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(study))
+    first = tmp_path / "res" / "trials" / "ok-s0"
+
+    def stop_after_the_first_epoch():
+        deadline = time.time() + 240
+        while time.time() < deadline and not _epochs(first):
+            time.sleep(0.1)
+        runner.request_stop()
+
+    threading.Thread(target=stop_after_the_first_epoch, daemon=True).start()
+    outcome = runner.run_study(path, out=str(tmp_path / "res"), display=False)
+    assert outcome.interrupted
+    assert 1 <= len(_epochs(first)) < 8
+    assert _status(first) == "interrupted"
+    assert _status(tmp_path / "res" / "trials" / "ok-s1") in (None, "pending")

@@ -45,7 +45,7 @@ def run_and_report(args, study, planned: int, folder: Path, report) -> int:
 
     if not args.address:
         check_gpus_available(study)
-    _stop_gracefully_on_sigterm()
+    _stop_gracefully_on_signals()
     out = console()
     out.print(f"[bold]{study.name}[/]: {planned} trials → {folder}/")
     outcome = run_study(args.study, args.sets, address=args.address, allow_cpu=args.allow_cpu, out=args.out, display=not args.no_live)
@@ -65,13 +65,17 @@ def run_and_report(args, study, planned: int, folder: Path, report) -> int:
     return 0
 
 
-def _stop_gracefully_on_sigterm() -> None:
-    """`kill PID` (or a batch system's stop) ends the study like Ctrl-C: statuses written, exit 130, resumable."""
+def _stop_gracefully_on_signals() -> None:
+    """Ctrl-C, and `kill PID` (or a batch system's stop), end the study: statuses written, exit 130, resumable."""
     import signal
 
+    from workbench.study.runner import request_stop
+
     def interrupt(signum, frame):
+        request_stop()
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,20 @@ from workbench.study.trials import TrialSpec, expand, load_study, optuna_trial_i
 # KeyboardInterrupt (Ray's own handler would end tuner.fit() quietly, indistinguishable from a finished run).
 RAY_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1", "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1", "RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_AIR_NEW_OUTPUT": "0",
            "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1e9", "RAY_DEDUP_LOGS": "0"}
+
+# Set by the CLI's SIGINT/SIGTERM handler. The KeyboardInterrupt it also raises can be lost inside Ray (seen once
+# in tests/test_study_run.py: the driver ran the study to the end after Ctrl-C); a Tune stopper reading this flag
+# ends the run anyway, and the run counts as interrupted.
+_STOP_REQUESTED = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask the running study to stop as interrupted (statuses written, resumable)."""
+    _STOP_REQUESTED.set()
+
+
+def stop_requested() -> bool:
+    return _STOP_REQUESTED.is_set()
 
 
 @dataclass
@@ -163,6 +178,7 @@ def _tune(study: Study, folder: Path, address: str | None, param_space: dict, sp
     from workbench.study.trainable import run_trial
 
     os.environ.update(RAY_ENV)
+    _STOP_REQUESTED.clear()
     _start_ray(study, address)
     trainable = tune.with_parameters(run_trial, specs=specs, folder=str(folder.resolve()), threads=max(1, int(study.resources.cpus)),
                                      optuna=optuna_context)
@@ -177,7 +193,7 @@ def _tune(study: Study, folder: Path, address: str | None, param_space: dict, sp
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
-            name="ray", storage_path=str(folder.resolve()), verbose=0, callbacks=[live],
+            name="ray", storage_path=str(folder.resolve()), verbose=0, callbacks=[live], stop=_stop_on_request(),
             failure_config=tune.FailureConfig(max_failures=study.max_failures, fail_fast=False),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
@@ -189,10 +205,27 @@ def _tune(study: Study, folder: Path, address: str | None, param_space: dict, sp
         interrupted, results = True, None
     finally:
         live.stop()
+    interrupted = interrupted or stop_requested()
     if interrupted or address is None:
         ray.shutdown()  # stops the trial actors; their folders keep the last finished epoch
     _settle_statuses(folder, results, interrupted, pruning=study.scheduler.name == "asha")
     return interrupted
+
+
+def _stop_on_request():
+    from ray.tune.stopper import Stopper
+
+    class StopOnRequest(Stopper):
+        def __call__(self, trial_id, result) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            # Looked up at call time: Tune pickles the stopper with the run config, and an Event does not pickle.
+            from workbench.study.runner import stop_requested
+
+            return stop_requested()
+
+    return StopOnRequest()
 
 
 def _trial_name(trial) -> str:

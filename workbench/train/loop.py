@@ -63,7 +63,8 @@ def fit(job: TrainJob, out_dir: str | Path, *, on_epoch: OnEpoch | None = None, 
                 trainer = Trainer(job, folder, execution, Display(progress), trial)
                 return trainer.run(on_epoch, resume)
     except BaseException as exc:
-        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else _describe(exc)
+        # SystemExit: Ray Tune stopping the trial from outside (a stop request, a scheduler), not a training failure.
+        reason = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else _describe(exc)
         status = trainer.status("failed", reason) if trainer else {**_empty_status(), "status": "failed", "reason": reason}
         files.write_json(folder / files.STATUS, status)
         raise

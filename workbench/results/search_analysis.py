@@ -165,7 +165,7 @@ def plot_pareto(archs: list[Sampled], metric: str, x: str, latency_label: str | 
     ax.set_title(f"{', '.join(sorted({a.study for a in usable}))}: {name} vs {label.split(' (')[0]}\n"
                  "dots: sampled architectures (mean over seeds); circled: Pareto front", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
 

@@ -82,6 +82,7 @@ def cmd_validate(args) -> int:
     import importlib
 
     from workbench.schema.common import read_json, validate
+    from workbench.schema.dataset import GIVEN_AT_RUN_TIME
 
     failed = 0
     out = console()
@@ -91,8 +92,11 @@ def cmd_validate(args) -> int:
             kind = detect_kind(data)
             module, name = SCHEMAS[kind]
             model = getattr(importlib.import_module(module), name)
-            validate(model, {k: v for k, v in data.items() if k != "$schema"} if isinstance(data, dict) else data, path)
-            out.print(f"[green]ok[/]  {path} ({kind})")
+            given_at_run_time: list[str] = []  # fields the file leaves to `--set` (an imagefolder's path)
+            validate(model, {k: v for k, v in data.items() if k != "$schema"} if isinstance(data, dict) else data, path,
+                     context={GIVEN_AT_RUN_TIME: given_at_run_time})
+            notes = "".join(f" — note: {key} is given at run time (--set {key}=...)" for key in dict.fromkeys(given_at_run_time))
+            out.print(f"[green]ok[/]  {path} ({kind}){notes}")
         except ConfigError as exc:
             failed += 1
             for line in exc.lines:

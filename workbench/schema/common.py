@@ -65,12 +65,13 @@ def read_json(path: str | Path) -> Any:
         raise ConfigError(str(path), [("", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")]) from None
 
 
-def validate(model: type[M], data: Any, source: str) -> M:
-    """Validate plain data into `model`; any failure becomes a ConfigError (never another exception)."""
+def validate(model: type[M], data: Any, source: str, context: dict[str, Any] | None = None) -> M:
+    """Validate plain data into `model`; any failure becomes a ConfigError (never another exception).
+    `context` is pydantic's validation context, handed to every validator."""
     if not isinstance(data, dict):
         raise ConfigError(source, [("", f"expected a JSON object at the top level, got {type(data).__name__}")])
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(source, validation_errors(exc)) from None
     except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:

@@ -12,6 +12,10 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from workbench.schema.common import Strict
 
+# Validation-context key: a list that collects the fields a file may leave to the command line (`--set KEY=...`)
+# instead of failing on them. Only `workbench validate` passes it; running a study or a training never does.
+GIVEN_AT_RUN_TIME = "given_at_run_time"
+
 
 class DatasetConfig(Strict):
     name: str = Field(default="digits", min_length=1, description=(
@@ -45,5 +49,11 @@ class DatasetConfig(Strict):
     @classmethod
     def _imagefolder_needs_path(cls, path: str | None, info: ValidationInfo) -> str | None:
         if str(info.data.get("name", "")).lower() == "imagefolder" and not path:
-            raise ValueError("imagefolder needs path: a folder with train/ and val/ class folders, or one folder of class folders")
+            given_at_run_time = (info.context or {}).get(GIVEN_AT_RUN_TIME)
+            if given_at_run_time is not None:
+                # Checking a file on its own (`workbench validate`): the folder may come with --set at run time.
+                given_at_run_time.append("dataset.path")
+                return path
+            raise ValueError("imagefolder needs path: a folder with train/ and val/ class folders, or one folder of "
+                             "class folders; put it in the file or give it at run time with --set dataset.path=DIR")
         return path

@@ -9,6 +9,13 @@ study=$1 machine=$2; read -r -a kinds <<< "$3"; shift 3
 notes=(); for note in "$@"; do notes+=(--note "$note"); done
 dir=results/$study
 wb=${WORKBENCH:-.venv/bin/workbench}
+# A clone holds only the committed README.md, summary.csv and figures/: refuse before overwriting them with a
+# table that cannot have its curves and hardest examples.
+if ! compgen -G "$dir/trials/*/" > /dev/null; then
+  echo "error: $dir has no trial folders (trials/<id>/): regenerate.sh rebuilds README.md and figures/ from a run;" \
+       "run the study into $dir first (the command is under 'Produced by' in $dir/README.md)" >&2
+  exit 2
+fi
 mkdir -p "$dir/figures"
 "$wb" results compare "$dir" --format markdown -o "$dir/README.md" --machine "$machine" "${notes[@]}"
 {

@@ -148,10 +148,10 @@ def cmd_compare(args) -> int:
     ])
     if args.format == "markdown":
         _write(result.to_markdown(command=command, machine=args.machine, notes=args.note), args.output)
-    elif args.format == "csv":
-        _write(result.to_csv(), args.output)
-    elif args.format == "json":
-        _write(result.to_json(), args.output)
+    elif args.format in ("csv", "json"):
+        _write(result.to_csv() if args.format == "csv" else result.to_json(), args.output)
+        for note in result.notes:  # the raw rows carry no notes: say on stderr where they came from
+            print(f"note: {note}", file=sys.stderr)
     else:
         needed = result.rich_width()
         if args.output:
@@ -195,6 +195,7 @@ def cmd_errors(args) -> int:
     if args.top < 1:
         raise WorkbenchError("--top must be at least 1")
     studies = reader.load(args.dirs)
+    reader.require_trial_folders(studies, "`results errors` (val_predictions.csv of every trial)")
     analysis = per_example.analyse(studies, by=args.by)
     hardest = analysis.hardest(args.top)
     summary = analysis.summary()
@@ -289,7 +290,9 @@ def cmd_tensorboard(args) -> int:
     if args.from_metrics:
         from workbench.results import reader
 
-        folders = tb.export_events(reader.load(args.dirs), args.from_metrics)
+        studies = reader.load(args.dirs)
+        reader.require_trial_folders(studies, "--from-metrics (metrics.jsonl of every trial)")
+        folders = tb.export_events(studies, args.from_metrics)
         print(f"wrote event files for {len(folders)} trials under {args.from_metrics}", file=sys.stderr)
         dirs = [args.from_metrics]
     command = tb.command(dirs, args.port, args.host)

@@ -126,6 +126,7 @@ class Comparison:
                             "reason": t.reason} for t in self.incomplete_trials()],
             "stopped": [{"study": t.study, "trial_id": t.trial_id, "state": t.state, "reason": t.reason}
                         for g in self.groups for t in g.stopped],
+            "notes": self.notes,
         }
         return json.dumps(payload, indent=2, default=_json_default) + "\n"
 
@@ -581,6 +582,7 @@ def compare(studies: list[StudyRecord], metric: str = "val_top1", by: str | list
         g.delta = welch(values(g), values(base), confidence)
     for s in studies:
         notes.extend(f"{s.name}: {p}" for p in s.problems)
+        notes.extend(s.source_notes())
     baselines: dict[str, str | None] = {}
     paired = False
     for name, bases in per_study.items():

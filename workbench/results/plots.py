@@ -134,6 +134,7 @@ def curves(studies: list[StudyRecord], metric: str = "val_top1", x: str | None =
         raise WorkbenchError(f"--x for curves is epoch or seconds (default: both panels), not {x!r}")
     if band not in ("minmax", "std"):
         raise WorkbenchError(f"--band is minmax or std, not {band!r}")
+    reader.require_trial_folders(studies, "--kind curves (the metric of every epoch, metrics.jsonl)")
     trials = reader.all_trials(studies)
     reader.check_metric(trials, metric)
     groups, multi = _groups(studies, by)
@@ -392,6 +393,8 @@ def edf(studies: list[StudyRecord], metric: str = "val_top1", by: str | list[str
     reader.check_metric(trials, metric)
     if by is None:
         by = "space" if any(t.space is not None for t in trials) else "variant"
+    elif by == "space" and all(t.space is None for t in trials):
+        by = "study"  # trials read from summary.csv carry no space label: a search folder is one design space
     fields, _ = parse_by(by, studies)
     groups = group_trials(studies, fields)
     multi = len({g.study for g in groups}) > 1

@@ -1,11 +1,17 @@
 """Reading trial folders and study folders, robustly.
 
-The table is always computed from the trial folders themselves: summary.csv may be stale or missing (a study
-killed mid-run), so it is only used to notice trials it lists whose folder is gone. A trial is `incomplete` (shown
-and counted, never averaged) when it has no status.json, when status.json still says `running` (the process was
-killed, or is still training), when a file is half-written (a truncated last line in metrics.jsonl, an unreadable
-status.json), or when its folder is missing. Nothing here raises on a damaged trial; only a path that is neither a
-study nor a trial folder is an error.
+The table is computed from the trial folders themselves whenever there are any: summary.csv may be stale or missing
+(a study killed mid-run), so it is then only used to notice trials it lists whose folder is gone. A trial is
+`incomplete` (shown and counted, never averaged) when it has no status.json, when status.json still says `running`
+(the process was killed, or is still training), when a file is half-written (a truncated last line in
+metrics.jsonl, an unreadable status.json), or when its folder is missing. Nothing here raises on a damaged trial;
+only a path that is neither a study nor a trial folder is an error.
+
+A study folder with summary.csv and no trial folders at all is what a clone of the repository holds (the trial
+folders are git-ignored, results/<study>/summary.csv is committed): its trials are then read from summary.csv
+(`StudyRecord.from_summary`), which holds one row per trial with its status, cost, best and final val_top1, time
+and images/s. That is enough for tables, Pareto, sensitivity and EDF plots; what needs the epochs, predictions or
+event files calls `require_trial_folders`, which names the folder and says how to get them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ TRAINER_STATES = ("running", "completed", "early_stopped", "diverged", "failed",
 
 TRIAL_MARKERS = ("metrics.jsonl", "status.json", "config.json", "trial.json")
 METRIC_KEYS = ("val_top1", "val_top5", "val_loss", "train_top1", "train_loss")
+SUMMARY_FILE = "summary.csv"
+# The per-trial figures a study's summary.csv holds besides the hp.* columns (written by the study runner's ledger);
+# best_/final_val_top1 make val_top1 the only metric it knows.
+SUMMARY_NUMBERS = ("params", "flops", "best_val_top1", "final_val_top1", "epochs_run", "seconds", "train_images_per_s")
+SUMMARY_METRICS = ("val_top1",)
 LOOSE_STUDY = "trials"  # study label of trial folders given directly (from `workbench train --out DIR`)
 
 
@@ -117,6 +128,7 @@ class TrialRecord:
     reason: str | None
     problems: list[str] = field(default_factory=list)
     predictions: Path | None = None
+    from_summary: bool = False  # a row of summary.csv: no epochs, predictions or config behind it
 
     @property
     def finished(self) -> bool:
@@ -224,6 +236,25 @@ class StudyRecord:
     trials: list[TrialRecord]
     problems: list[str] = field(default_factory=list)
     loose: bool = False  # trial folders given directly, not a study folder
+    from_summary: bool = False  # no trial folders: the trials are the rows of summary.csv
+    spec_file: Path | None = None  # where `spec` came from when study.json is absent (see study_file_beside)
+
+    def source_notes(self) -> list[str]:
+        """What a reader of a table built from summary.csv must know."""
+        if not self.from_summary:
+            return []
+        notes = [f"{self.name}: read from {self.path / SUMMARY_FILE} (the folder holds no trial folders: they are "
+                 "git-ignored, so a clone has only summary.csv); curves, per-example errors and metrics other than "
+                 "val_top1 need the trial folders of a run"]
+        if self.spec_file is not None:
+            names = {"variants": "variant order", "space": "design-space name"}
+            taken = " and ".join(names.get(key, key) for key in self.spec)
+            notes.append(f"{self.name}: no study.json (git-ignored too): {taken} from {self.spec_file}")
+        elif not self.spec:
+            notes.append(f"{self.name}: no study.json (git-ignored too), so no declared baseline: variants in "
+                         "summary.csv's order, the first with finished trials is the baseline (--baseline NAME picks "
+                         "another)")
+        return notes
 
     @property
     def baseline(self) -> str | None:
@@ -313,12 +344,7 @@ def read_trial(path: str | Path, study: str | None = None, summary_row: dict[str
         # Keys are dotted already; a nested dict is flattened so `hp.a.b` always names one value.
         _flatten("", raw_hp, hparams)
     elif summary_row:
-        for key, value in summary_row.items():
-            if key.startswith("hp.") and value != "":
-                try:
-                    hparams[key[3:]] = json.loads(value)
-                except json.JSONDecodeError:
-                    hparams[key[3:]] = value
+        hparams = summary_hparams(summary_row)
 
     recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else {}
     architecture = config.get("architecture") if isinstance(config.get("architecture"), dict) else {}
@@ -380,7 +406,7 @@ def is_trial_dir(path: Path) -> bool:
 
 
 def is_study_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / "study.json").is_file() or (path / "trials").is_dir())
+    return path.is_dir() and (any((path / name).is_file() for name in ("study.json", SUMMARY_FILE)) or (path / "trials").is_dir())
 
 
 def _read_summary(path: Path) -> tuple[list[dict[str, str]], str | None]:
@@ -393,18 +419,77 @@ def _read_summary(path: Path) -> tuple[list[dict[str, str]], str | None]:
         return [], f"summary.csv unreadable ({exc}); ignored"
 
 
+def summary_hparams(row: dict[str, str]) -> dict[str, Any]:
+    """The hp.* columns of a summary.csv row as values: JSON where it parses ("[8, 24]", "0.01"), Python's
+    True/False (how pandas writes booleans) as booleans, else the text ("mbconv")."""
+    hparams: dict[str, Any] = {}
+    for key, value in row.items():
+        if not key or not key.startswith("hp.") or value in ("", None):
+            continue
+        if value in ("True", "False"):
+            hparams[key[3:]] = value == "True"
+            continue
+        try:
+            hparams[key[3:]] = json.loads(value)
+        except json.JSONDecodeError:
+            hparams[key[3:]] = value
+    return hparams
+
+
+def summary_trial(row: dict[str, str], study: str, trials_dir: Path) -> TrialRecord:
+    """One summary.csv row of a study whose trial folders are absent, with the state its status column gives."""
+    trial_id = row.get("trial_id") or "?"
+    recorded = (row.get("status") or "").strip()
+    status: dict[str, Any] = {"status": recorded or None, "reason": row.get("reason") or None}
+    status.update({key: _number(row.get(key)) for key in SUMMARY_NUMBERS})
+    if recorded in FINISHED + STOPPED:
+        state, reason = recorded, status["reason"]
+    elif recorded == "interrupted":
+        state, reason = "incomplete", f"interrupted: {status['reason'] or 'the study stopped before this trial finished'}"
+    else:
+        state, reason = "incomplete", f"summary.csv says {recorded or 'nothing'} (not finished when the summary was written)"
+    return TrialRecord(
+        path=trials_dir / trial_id, study=study, trial_id=trial_id, variant=row.get("variant") or trial_id,
+        seed=_seed(row.get("seed")), hparams=summary_hparams(row), space=None, config={}, status=status, metrics=[],
+        state=state, reason=reason, from_summary=True,
+    )
+
+
+def study_file_beside(folder: Path, study: str) -> tuple[Path | None, dict[str, Any]]:
+    """For a study folder read from summary.csv alone: the study file that shares its name in the repository layout
+    (results/<folder>/ beside studies/<study>.json), whose variant order, baseline and design-space name are what
+    the resolved study.json would have said; (None, {}) when there is none."""
+    candidate = folder.parent.parent / "studies" / f"{study}.json"
+    data, _ = _read_json_object(candidate)
+    if not data or data.get("name") != study:
+        return None, {}
+    return candidate, data
+
+
 def read_study(path: str | Path) -> StudyRecord:
     path = Path(path)
     spec, problem = _read_json_object(path / "study.json")
     problems = [problem] if problem else []
     spec = spec or {}
     name = str(spec.get("name") or path.resolve().name)
-    summary, problem = _read_summary(path / "summary.csv")
+    summary, problem = _read_summary(path / SUMMARY_FILE)
     if problem:
         problems.append(problem)
     by_id = {row.get("trial_id", ""): row for row in summary}
     trials_dir = path / "trials"
     folders = sorted(p for p in trials_dir.iterdir() if p.is_dir()) if trials_dir.is_dir() else []
+    if not folders and summary:
+        trials = [summary_trial(row, name, trials_dir) for row in summary if row.get("trial_id")]
+        spec_file = None
+        if not spec:
+            spec_file, declared = study_file_beside(path, summary[0].get("study") or name)
+            spec = {key: declared[key] for key in ("variants", "baseline") if key in declared}
+            if isinstance(declared.get("search"), dict):  # the label a search run gives its design space
+                spec["space"] = declared["search"].get("name") or declared["name"]
+                for trial in trials:
+                    trial.space = str(spec["space"])
+        return StudyRecord(path=path, name=name, spec=spec, trials=trials, problems=problems, from_summary=True,
+                           spec_file=spec_file)
     trials = []
     for folder in folders:
         trial = read_trial(folder, study=name, summary_row=by_id.get(folder.name))
@@ -414,16 +499,9 @@ def read_study(path: str | Path) -> StudyRecord:
     for trial_id, row in by_id.items():
         if trial_id and trial_id not in seen:
             # summary.csv names a trial whose folder is gone: count it, never average it.
-            hparams = {}
-            for key, value in row.items():
-                if key.startswith("hp.") and value not in ("", None):
-                    try:
-                        hparams[key[3:]] = json.loads(value)
-                    except json.JSONDecodeError:
-                        hparams[key[3:]] = value
             trials.append(TrialRecord(
                 path=trials_dir / trial_id, study=name, trial_id=trial_id, variant=row.get("variant") or trial_id,
-                seed=_seed(row.get("seed")), hparams=hparams, space=None, config={}, status=None, metrics=[],
+                seed=_seed(row.get("seed")), hparams=summary_hparams(row), space=None, config={}, status=None, metrics=[],
                 state="incomplete", reason="listed in summary.csv but its trial folder is missing",
             ))
     return StudyRecord(path=path, name=name, spec=spec, trials=trials, problems=problems)
@@ -497,10 +575,28 @@ def available_metrics(trials: list[TrialRecord]) -> list[str]:
 def check_metric(trials: list[TrialRecord], metric: str) -> None:
     known = available_metrics(trials)
     if metric not in known:
-        raise WorkbenchError([
-            f"unknown metric {metric!r}",
-            f"  metrics recorded in these trials: {', '.join(known) if known else '(none: no epoch finished yet)'}",
-        ])
+        lines = [f"unknown metric {metric!r}",
+                 f"  metrics recorded in these trials: {', '.join(known) if known else '(none: no epoch finished yet)'}"]
+        if any(t.from_summary for t in trials):
+            folders = sorted({str(t.path.parent.parent) for t in trials if t.from_summary})
+            lines.append(f"  {', '.join(folders)}: summary.csv holds only {', '.join(SUMMARY_METRICS)}; --metric {metric} "
+                         "needs the trial folders (metrics.jsonl), which a clone does not have: re-run the study")
+        raise WorkbenchError(lines)
+
+
+def require_trial_folders(studies: list[StudyRecord], what: str) -> None:
+    """Refuse `what` (e.g. "--kind curves (val top-1 per epoch)") for studies read from summary.csv alone."""
+    bare = [s for s in studies if s.from_summary]
+    if not bare:
+        return
+    lines = [f"{s.path}: {what} needs the trial folders (trials/<id>/), and this folder holds only {SUMMARY_FILE}"
+             for s in bare]
+    readme = [s.path / "README.md" for s in bare if (s.path / "README.md").is_file()]
+    where = f" (the command is under 'Produced by' in {', '.join(map(str, readme))})" if readme else ""
+    lines.append(f"  trial folders are git-ignored, so a clone has none: re-run the study into this folder{where}; "
+                 f"without them, `workbench results compare` and `results plot --kind pareto|sensitivity|edf` read "
+                 f"{SUMMARY_FILE}")
+    raise WorkbenchError(lines)
 
 
 def hashable(value: Any) -> Any:

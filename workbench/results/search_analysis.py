@@ -46,6 +46,10 @@ class Sampled:
 
 
 def _trial_search(t: TrialRecord) -> dict[str, Any]:
+    if t.from_summary:
+        # summary.csv's hp.* columns are the sampled choices and its params/flops the cost; the reward factor
+        # (trial.json's search block) is not in it.
+        return {"architecture_id": t.variant, "choices": dict(t.hparams), "params": t.params, "flops": t.flops}
     try:
         data = json.loads((t.path / "trial.json").read_text())
     except (OSError, ValueError):
@@ -67,6 +71,8 @@ def _value(t: TrialRecord, metric: str, search: dict[str, Any]) -> float | None:
 
 def architectures(studies: list[StudyRecord], metric: str = "val_top1") -> list[Sampled]:
     """Finished search trials grouped by (study, architecture id), in trial order."""
+    if metric == "reward":
+        reader.require_trial_folders(studies, "--metric reward (the reward factor of each trial.json)")
     groups: dict[tuple[str, str], list[tuple[TrialRecord, dict]]] = {}
     for t in reader.all_trials(studies):
         search = _trial_search(t)
@@ -115,6 +121,15 @@ def _cost(arch: Sampled, x: str) -> float | None:
 def attach_latency(archs: list[Sampled], folders: list[Path]) -> str | None:
     """Measured inference latency from each folder's latency.json (written by `workbench search analyze`).
     Returns the device line of the measurement, or None when only training throughput is at hand."""
+    bare = sorted({a.study for a in archs if a.file is None and a.trials and a.trials[0].from_summary})
+    if bare:
+        paths = sorted({str(a.trials[0].path.parent.parent) for a in archs if a.study in bare})
+        raise WorkbenchError([
+            f"{', '.join(paths)}: measured latency (--latency measure, the default) needs the sampled architecture "
+            "files (architectures/<id>.json) and the trial folders, and this folder holds only summary.csv",
+            "  they are git-ignored, so a clone has none: re-run the search into this folder, or pass --latency train "
+            "to use the training images/s that summary.csv records",
+        ])
     devices = set()
     for folder in folders:
         data = reader._read_json_object(folder / LATENCY_FILE)[0] or {}

@@ -92,6 +92,8 @@ def _architecture_lines(arch: dict[str, Any]) -> list[tuple[str, str]]:
 
 def load_trial(path: str | Path) -> TrialRecord:
     path = Path(path)
+    if not path.exists() and path.parent.name == "trials" and reader.is_study_dir(path.parent.parent):
+        reader.require_trial_folders([reader.read_study(path.parent.parent)], f"`results show {path}`")
     if not path.is_dir():
         raise WorkbenchError(f"{path}: no such folder" if not path.exists() else f"{path}: is a file, expected a trial folder")
     if reader.is_study_dir(path) and not reader.is_trial_dir(path):

@@ -32,6 +32,8 @@ def command(dirs: list[str | Path], port: int | None = None, host: str | None = 
         if not path.is_dir():
             raise WorkbenchError(f"{d}: no such folder")
         if not event_files(path):
+            if reader.is_study_dir(path):
+                reader.require_trial_folders([reader.read_study(path)], "TensorBoard (the event files of every trial)")
             raise WorkbenchError([
                 f"{d}: no TensorBoard event files (events.out.tfevents.*) below it",
                 "  the trainer writes them into each trial folder; they are git-ignored, so a fresh clone has none:",

@@ -9,6 +9,7 @@ Transforms for training and evaluation live in workbench.data.transforms.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,13 @@ def load_dataset(cfg: DatasetConfig, in_channels: int, image_size: int) -> Image
     if entry["source"] == "sklearn_digits":
         return cached(cache_key(parts), label, lambda: sources.load_digits(cfg, in_channels, image_size), disk=False)
     if entry["source"] == "imagefolder":
-        files = sources.imagefolder_files(cfg)
+        from workbench.data import folders
+
+        files = folders.imagefolder_files(cfg)
         parts["config"]["path"] = str(Path(cfg.path or "").expanduser().resolve())
-        parts["files"] = _fingerprint(files[1] + files[2])
-        return cached(cache_key(parts), label, lambda: sources.load_imagefolder(cfg, in_channels, image_size, files), disk=cfg.disk_cache)
+        parts["files"] = _fingerprint(files.samples()) + files.unreadable
+        data = cached(cache_key(parts), label, lambda: folders.load_imagefolder(cfg, in_channels, image_size, files), disk=cfg.disk_cache)
+        return replace(data, ignored=files.ignored)  # stray files are not in the key: report today's, not the cached
     parts["root"] = str(sources.dataset_root(cfg))
     return cached(cache_key(parts), label, lambda: sources.load_torchvision(cfg, name, entry, in_channels, image_size), disk=cfg.disk_cache)
 

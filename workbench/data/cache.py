@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,7 +19,7 @@ from workbench.data.images import ImageData
 
 log = logging.getLogger("workbench.data")
 MEMORY_ENTRIES = 3
-FORMAT_VERSION = 1  # bump when decoding or resizing changes, so old disk caches are not reused
+FORMAT_VERSION = 2  # bump when decoding or resizing changes, so old disk caches are not reused
 _memory: OrderedDict[str, ImageData] = OrderedDict()
 
 
@@ -65,11 +66,14 @@ def _read(path: Path) -> ImageData | None:
 def _write(path: Path, data: ImageData) -> None:
     fields = {"name": data.name, "classes": data.classes, "train_images": data.train_images,
               "train_labels": data.train_labels, "val_images": data.val_images, "val_labels": data.val_labels,
-              "skipped": data.skipped}
+              "skipped": data.skipped, "ignored": data.ignored}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         torch.save(fields, tmp)
         os.replace(tmp, path)  # atomic: parallel trials never read half a file
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError; the data is kept anyway
         log.warning("could not write dataset cache %s: %s", path, exc)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)  # a full disk or an interrupt leaves no half-written file behind

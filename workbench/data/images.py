@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+import stat
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
 from workbench.errors import WorkbenchError
 
 RESIZE_CHUNK = 512  # images resized per call: bounds the float scratch memory of a batched resize
+LARGE_IMAGE_PIXELS = 4096 * 4096  # above this, decode at reduced scale (bounds memory and time); below, pixel-exact
+MAX_ASPECT = 8  # longer side / shorter side beyond which `square` centre-crops before resizing
 
 
 @dataclass
@@ -24,7 +29,8 @@ class ImageData:
     train_labels: torch.Tensor
     val_images: torch.Tensor
     val_labels: torch.Tensor
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # unreadable images (and folders) left out, printable paths
+    ignored: list[str] = field(default_factory=list)  # entries under an image folder that are not images, or hidden
 
     @property
     def image_size(self) -> int:
@@ -81,6 +87,10 @@ def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
 def square(images: torch.Tensor, size: int) -> torch.Tensor:
     """Resize the shorter side to `size` (antialiased) and center-crop to size x size; works on one image or a batch."""
     height, width = images.shape[-2:]
+    short = min(height, width)
+    if max(height, width) > MAX_ASPECT * short:  # a 1 x 10000 strip would otherwise be resized to 224 x 2.24M
+        images = TF.center_crop(images, [min(height, 2 * short), min(width, 2 * short)])
+        height, width = images.shape[-2:]
     if (height, width) != (size, size):
         if height == width:
             images = TF.resize(images, [size, size], antialias=True)
@@ -96,26 +106,59 @@ def square_batch(images: torch.Tensor, size: int) -> torch.Tensor:
     return torch.cat([square(chunk, size) for chunk in images.split(RESIZE_CHUNK)])
 
 
-def decode_file(path: str | Path, channels: int) -> torch.Tensor:
-    """Decode an image file to uint8 [C, H, W]; raises OSError/RuntimeError/ValueError when unreadable."""
-    from torchvision.io import ImageReadMode, decode_image
+def decode_file(path: str | Path, channels: int, size: int | None = None) -> torch.Tensor:
+    """Decode an image file to uint8 [channels, H, W]; raises ValueError with the reason when it cannot be read.
 
-    mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
-    try:
-        return decode_image(str(path), mode=mode)
-    except (RuntimeError, ValueError):
-        # torchvision.io reads JPEG/PNG/GIF/WebP/AVIF/HEIC; PIL covers the other ImageFolder extensions (BMP, TIFF, PPM).
-        return _decode_with_pil(path, channels)
-
-
-def _decode_with_pil(path: str | Path, channels: int) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
+    Any PIL mode is accepted (palette, 1-bit, 16-bit, CMYK, with alpha: see `to_8bit`). PIL refuses images
+    above its decompression-bomb limit (Image.MAX_IMAGE_PIXELS x 2) from the header alone. With `size`, an image
+    above LARGE_IMAGE_PIXELS is decoded at reduced scale (JPEG: by libjpeg's DCT scaling) keeping its shorter side
+    at least `size`, so an 8000 x 8000 photo never costs its full 192 MB.
+    """
+    from PIL import Image
 
     try:
-        with Image.open(path) as img:
-            return TF.pil_to_tensor(img.convert("RGB" if channels == 3 else "L"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(str(exc) or type(exc).__name__) from None
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device named x.jpg would block PIL's read
+            raise ValueError("not a regular file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # such sizes are decoded reduced, below
+            with Image.open(path) as opened:
+                large = size is not None and opened.width * opened.height > LARGE_IMAGE_PIXELS
+                # JPEG only (a no-op for other formats): decode straight to grayscale, as libjpeg's own gray
+                # output, and a large image at 1/2, 1/4 or 1/8 scale, keeping both sides at least `size`.
+                opened.draft("RGB" if channels == 3 else "L", (size, size) if large else opened.size)
+                image = to_8bit(opened, channels)
+        factor = min(image.size) // size if large else 1
+        return TF.pil_to_tensor(image.reduce(factor) if factor > 1 else image).contiguous()
+    except Exception as exc:  # PIL raises OSError, SyntaxError, EOFError, struct.error, zlib.error, ... on bad files
+        raise ValueError(error_reason(exc)) from None
+
+
+def pil_to_uint8(img, channels: int) -> torch.Tensor:
+    """A PIL image of any mode as uint8 [channels, H, W] (see `to_8bit`)."""
+    return TF.pil_to_tensor(to_8bit(img, channels)).contiguous()
+
+
+def to_8bit(img, channels: int):
+    """A PIL image of any mode in mode RGB (channels 3) or L (1): palette expanded, alpha dropped, CMYK converted,
+    16-bit scaled to 8 bits (PIL's own convert would clip every value above 255 to white)."""
+    from PIL import Image
+
+    target = "RGB" if channels == 3 else "L"
+    if img.mode.startswith("I"):  # I;16 (PNG, TIFF), I (PGM with maxval > 255, 32-bit TIFF): 16-bit range
+        img = Image.fromarray((np.clip(np.asarray(img), 0, 65535).astype(np.uint16) >> 8).astype(np.uint8))
+    elif img.mode == "F":
+        raise ValueError("32-bit floating-point pixels have no defined range; save the image with 8 or 16 bits")
+    elif img.mode == "PA" or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")  # what PIL asks for: converting such palettes straight to RGB warns
+    if img.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", target):
+        img = img.convert("RGB")  # CMYK, YCbCr, LAB, RGBX, ...: PIL converts each of them to RGB, not all to L
+    return img.convert(target)  # a copy even when the mode matches: the result outlives the opened file
+
+
+def error_reason(exc: BaseException) -> str:
+    """The first line of an exception's message, else its type name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def stack(images: list[torch.Tensor], channels: int, size: int) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Where images come from: scikit-learn's digits, an image folder, or a torchvision dataset class by name.
+"""Where images come from: scikit-learn's digits or a torchvision dataset class by name (image folders:
+workbench.data.folders), and the one-by-one Decoder they share with image folders.
 
 Every source returns an ImageData at one square size, decoded once.
 """
@@ -15,8 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.data.images import ImageData, check_memory, decode_file, square, square_batch, stack, to_channels
-from workbench.errors import WorkbenchError
+from workbench.data.images import (ImageData, check_memory, decode_file, error_reason, pil_to_uint8, square, square_batch,
+                                   stack, to_channels)
+from workbench.errors import WorkbenchError, printable
 from workbench.schema.dataset import DatasetConfig
 
 log = logging.getLogger("workbench.data")
@@ -67,41 +69,7 @@ def load_digits(cfg: DatasetConfig, channels: int, size: int) -> ImageData:
                      val_images=images[val], val_labels=labels[val])
 
 
-# --- image folders ------------------------------------------------------------------------------
-
-
-def imagefolder_files(cfg: DatasetConfig) -> tuple[list[str], Samples, Samples]:
-    """(classes, train samples, val samples) of an image folder, each sample (path, class index), in sorted order."""
-    root = Path(cfg.path or "").expanduser()
-    if not root.is_dir():
-        raise WorkbenchError(f"dataset.path {str(root)!r} is not a folder")
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        classes, train = _scan(root / "train")
-        val_classes, _ = _scan(root / "val", allow_empty=True)
-        extra = sorted(set(val_classes) - set(classes))
-        if extra:
-            raise WorkbenchError(f"{root / 'val'}: class folders {', '.join(extra)} do not exist in {root / 'train'}")
-        _, val = _scan(root / "val", classes, allow_empty=True)
-    else:
-        classes, samples = _scan(root)
-        train_idx, val_idx = stratified_split(np.array([label for _, label in samples]), cfg.val_fraction, cfg.split_seed)
-        train, val = [samples[i] for i in train_idx], [samples[i] for i in val_idx]
-    train = [train[i] for i in subset(np.arange(len(train)), cfg.max_train_images, cfg.split_seed)]
-    val = [val[i] for i in subset(np.arange(len(val)), cfg.max_val_images, cfg.split_seed + 1)]
-    return classes, train, val
-
-
-def _scan(folder: Path, classes: list[str] | None = None, allow_empty: bool = False) -> tuple[list[str], Samples]:
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-
-    try:
-        if classes is None:
-            classes, _ = find_classes(str(folder))
-        class_to_idx = {c: i for i, c in enumerate(classes)}
-        samples = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=allow_empty)
-    except FileNotFoundError as exc:
-        raise WorkbenchError(f"{folder}: {exc}") from None
-    return classes, samples
+# --- decoding one image at a time ---------------------------------------------------------------
 
 
 class Decoder:
@@ -126,7 +94,7 @@ class Decoder:
         return stack(images, self.channels, self.size), torch.tensor(labels, dtype=torch.int64)
 
     def _bad_image(self, where: str, exc: Exception) -> None:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where, reason = printable(where), printable(error_reason(exc))  # as listed in ImageData.skipped and the log
         if self.on_bad == "fail":
             raise WorkbenchError([f"cannot read image {where}: {reason}",
                                   "fix or remove the file, or set dataset.on_bad_image=skip to leave unreadable images out"])
@@ -135,30 +103,9 @@ class Decoder:
 
 
 def as_uint8_image(image: Any, channels: int) -> torch.Tensor:
-    from torchvision.transforms.v2 import functional as TF
-
     if isinstance(image, torch.Tensor):
         return to_channels(image if image.ndim == 3 else image.unsqueeze(0), channels)
-    return TF.pil_to_tensor(image.convert("RGB" if channels == 3 else "L"))
-
-
-def load_imagefolder(cfg: DatasetConfig, channels: int, size: int, files: tuple[list[str], Samples, Samples]) -> ImageData:
-    classes, train, val = files
-    check_memory(len(train) + len(val), channels, size, "imagefolder")
-    decoder = Decoder(channels, size, cfg.on_bad_image)
-    train_images, train_labels = decoder.decode(_file_items(train, channels))
-    val_images, val_labels = decoder.decode(_file_items(val, channels))
-    return ImageData(name=Path(cfg.path or "").name or "imagefolder", classes=classes,
-                     train_images=train_images, train_labels=train_labels,
-                     val_images=val_images, val_labels=val_labels, skipped=decoder.skipped)
-
-
-def _file_items(samples: Samples, channels: int) -> Iterable[tuple[str, Callable[[], tuple[torch.Tensor, int]]]]:
-    return ((path, partial(_read_sample, path, label, channels)) for path, label in samples)
-
-
-def _read_sample(path: str, label: int, channels: int) -> tuple[torch.Tensor, int]:
-    return decode_file(path, channels), label
+    return pil_to_uint8(image, channels)
 
 
 # --- torchvision datasets -----------------------------------------------------------------------

@@ -86,7 +86,7 @@ def timed_run(job, folder: Path, args: argparse.Namespace) -> dict:
     """Train; return wall seconds of the training passes and of whole epochs, CPU seconds of the training passes,
     and the per-stage epoch times."""
     from workbench.train import fit
-    from workbench.train.trial_files import read_json, read_metrics
+    from workbench.trialdir import read_json, read_metrics
 
     cpu_per_epoch: list[float] = []
     with cpu_seconds_of_training_passes(cpu_per_epoch):

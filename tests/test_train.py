@@ -12,7 +12,7 @@ import torch
 
 from workbench.errors import WorkbenchError
 from workbench.train.loop import Trainer
-from workbench.train.trial_files import read_metrics
+from workbench.trialdir import read_metrics
 from tests.test_train_helpers import non_timing, quick_fit, tiny_arch, tiny_job
 
 METRIC_KEYS = {"epoch", "stage", "image_size", "dropout", "stochastic_depth", "randaugment", "mixup", "lr", "train_loss",

@@ -40,6 +40,6 @@ def quick_fit(job: TrainJob, folder, **options: Any) -> dict[str, Any]:
 
 
 def non_timing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from workbench.train.trial_files import TIMING_FIELDS
+    from workbench.trialdir import TIMING_FIELDS
 
     return [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in rows]

@@ -113,7 +113,7 @@ def cmd_train(args) -> int:
 def print_summary(status: dict[str, Any], out: str, wall: float) -> None:
     from rich.table import Table
 
-    from workbench.train.trial_files import read_metrics
+    from workbench.trialdir import read_metrics
 
     con = console()
     stages = {}

@@ -7,16 +7,16 @@ resuming a study means skipping trials whose status is final and resuming the ot
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from workbench import trialdir
 from workbench.errors import WorkbenchError
 from workbench.study.trials import TrialSpec
+from workbench.trialdir import FINAL, read_json, write_json
 
-FINAL = ("completed", "early_stopped", "diverged", "pruned")
+TRIAL, STUDY = "trial.json", "study.json"
+SUMMARY_CSV, SUMMARY_PARQUET = "summary.csv", "summary.parquet"
 SUMMARY_COLUMNS = ["study", "trial_id", "variant", "seed", "params", "flops", "best_val_top1", "final_val_top1",
                    "epochs_run", "seconds", "train_images_per_s", "status", "reason"]
 
@@ -25,25 +25,9 @@ def trial_dir(folder: Path, trial_id: str) -> Path:
     return folder / "trials" / trial_id
 
 
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write atomically: a reader (or a crash) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, default=str)
-    os.replace(tmp, path)
-
-
 def status_of(folder: Path, trial_id: str) -> dict[str, Any]:
-    status = read_json(trial_dir(folder, trial_id) / "status.json")
-    return status if isinstance(status, dict) else {"status": "pending", "reason": None}
+    status = read_json(trial_dir(folder, trial_id) / trialdir.STATUS)
+    return status if isinstance(status, dict) else {"status": trialdir.PENDING, "reason": None}
 
 
 def is_finished(folder: Path, trial_id: str) -> bool:
@@ -54,7 +38,7 @@ def check_same_trials(folder: Path, trials: list[TrialSpec]) -> None:
     """Refuse to mix results: a trial folder made from a different job must not be resumed as if it were this one."""
     changed = []
     for trial in trials:
-        recorded = read_json(trial_dir(folder, trial.trial_id) / "trial.json")
+        recorded = read_json(trial_dir(folder, trial.trial_id) / TRIAL)
         if isinstance(recorded, dict) and recorded.get("job") != trial.job:
             changed.append(trial.trial_id)
     if changed:
@@ -66,23 +50,23 @@ def check_same_trials(folder: Path, trials: list[TrialSpec]) -> None:
 
 
 def record_trial(folder: Path, trial: TrialSpec) -> None:
-    path = trial_dir(folder, trial.trial_id) / "trial.json"
+    path = trial_dir(folder, trial.trial_id) / TRIAL
     if read_json(path) != trial.record():
-        write_json(path, trial.record())
+        write_json(path, trial.record(), "trial_json")
 
 
 def mark(folder: Path, trial_id: str, status: str, reason: str) -> None:
-    path = trial_dir(folder, trial_id) / "status.json"
+    path = trial_dir(folder, trial_id) / trialdir.STATUS
     current = read_json(path)
     current = current if isinstance(current, dict) else {}
-    write_json(path, {**current, "status": status, "reason": reason})
+    write_json(path, {**current, "status": status, "reason": reason}, "status")
 
 
 def summary_rows(folder: Path, study_name: str) -> list[dict[str, Any]]:
     rows = []
-    for path in sorted((folder / "trials").glob("*/trial.json")):
+    for path in sorted((folder / "trials").glob(f"*/{TRIAL}")):
         trial = read_json(path) or {}
-        status = read_json(path.parent / "status.json") or {"status": "pending"}
+        status = read_json(path.parent / trialdir.STATUS) or {"status": trialdir.PENDING}
         row = {"study": study_name, "trial_id": trial.get("trial_id", path.parent.name), "variant": trial.get("variant"),
                "seed": trial.get("seed")}
         row.update({f"hp.{k}": v for k, v in (trial.get("hparams") or {}).items()})
@@ -98,7 +82,8 @@ def write_summary(folder: Path, study_name: str) -> Path:
     frame = pd.DataFrame(rows)
     hp = sorted(c for c in frame.columns if c.startswith("hp."))
     frame = frame.reindex(columns=SUMMARY_COLUMNS[:4] + hp + SUMMARY_COLUMNS[4:])
-    frame.to_csv(folder / "summary.csv", index=False)
+    trialdir.atomic_write(folder / SUMMARY_CSV, lambda tmp: frame.to_csv(tmp, index=False), "summary_csv")
     # Parquet needs one type per column: hyper-parameter columns may mix numbers and strings.
-    frame.astype({c: "string" for c in hp if frame[c].map(type).nunique() > 1}).to_parquet(folder / "summary.parquet", index=False)
-    return folder / "summary.csv"
+    typed = frame.astype({c: "string" for c in hp if frame[c].map(type).nunique() > 1})
+    trialdir.atomic_write(folder / SUMMARY_PARQUET, lambda tmp: typed.to_parquet(tmp, index=False), "summary_parquet")
+    return folder / SUMMARY_CSV

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench import trialdir
 from workbench.errors import WorkbenchError
 from workbench.schema.study import Study
 from workbench.study import ledger
@@ -50,11 +51,11 @@ class StudyOutcome:
     @property
     def failed(self) -> list[tuple[str, str]]:
         return [(t, s.get("reason") or s.get("status")) for t, s in self.statuses().items()
-                if s.get("status") in ("failed", "diverged")]
+                if s.get("status") in (trialdir.FAILED, trialdir.DIVERGED)]
 
     @property
     def unfinished(self) -> list[str]:
-        return [t for t, s in self.statuses().items() if s.get("status") not in ledger.FINAL and s.get("status") != "failed"]
+        return [t for t, s in self.statuses().items() if s.get("status") not in ledger.FINAL and s.get("status") != trialdir.FAILED]
 
 
 def prepare(study_file: str | Path, sets: list[str] = (), *, allow_cpu: bool = False, out: str | None = None) -> tuple[Study, dict, list[TrialSpec], Path]:
@@ -83,6 +84,8 @@ def run_study(study_file: str | Path, sets: list[str] = (), *, address: str | No
               out: str | None = None, display: bool = True) -> StudyOutcome:
     study, resolved, trials, folder = prepare(study_file, sets, allow_cpu=allow_cpu, out=out)
     ledger.check_same_trials(folder, trials)
+    if folder.is_dir():
+        trialdir.remove_temporaries(folder)  # of a driver killed while it wrote the summary
     ledger.write_json(folder / "study.json", {**resolved, "source": str(study_file), "sets": list(sets)})
     if study.search is not None and trials:
         from workbench.study.search import write_sampled
@@ -119,8 +122,7 @@ def _run_grid(study: Study, trials: list[TrialSpec], folder: Path, address: str 
 
 def _run_optuna(study: Study, study_file: str | Path, folder: Path, address: str | None, allow_cpu: bool, display: bool) -> StudyOutcome:
     """TPE through OptunaSearch; finished trials seed the searcher again on resume (evaluated_rewards)."""
-    from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
+    from workbench.study.optuna import EarnedOptunaSearch, tell_finished
 
     if study.search is not None:
         from workbench.study.search import optuna_context, optuna_searcher
@@ -137,14 +139,14 @@ def _run_optuna(study: Study, study_file: str | Path, folder: Path, address: str
     remaining = study.num_samples - len(finished)
     if remaining <= 0:
         return outcome
-    rewards = [_final_metric(folder, r["trial_id"], study.metric) for r in finished]
-    known = [(r["hparams"], m) for r, m in zip(finished, rewards) if m is not None]
     # Unfinished trials are proposed again first (they resume from their checkpoints); finished ones are told with
     # their results. (Ray's points_to_evaluate with evaluated_rewards needs a reward for every point.)
     options = dict(metric=study.metric, mode=study.mode, seed=study.sample_seed, points_to_evaluate=[r["hparams"] for r in unfinished] or None)
-    searcher = optuna_searcher(context["search"], folder, **options) if study.search else OptunaSearch(space=_ray_space(study), **options)
-    for hparams, value in known:
-        searcher.add_evaluated_point(hparams, value)
+    searcher = optuna_searcher(context["search"], folder, **options) if study.search else EarnedOptunaSearch(space=_ray_space(study), **options)
+    for record in finished:
+        trial_id = record["trial_id"]
+        metric = "val_top1" if study.metric == "reward" else study.metric
+        tell_finished(searcher, ledger.trial_dir(folder, trial_id), record["hparams"], metric, _final_metric(folder, trial_id, study.metric))
     outcome.interrupted = _tune(study, folder, address, {}, {}, context, study.num_samples, len(finished), display,
                                 search_alg=searcher, num_samples=remaining)
     outcome.trials = [r["trial_id"] for r in (ledger.read_json(p) for p in sorted((folder / "trials").glob("*/trial.json"))) if r]
@@ -165,7 +167,7 @@ def _final_metric(folder: Path, trial_id: str, metric: str) -> float | None:
 
         return finished_reward(folder, trial_id)
     status = ledger.status_of(folder, trial_id)
-    return status.get(f"best_{metric}", status.get(metric))
+    return status.get(f"final_{metric}", status.get(metric))
 
 
 def _tune(study: Study, folder: Path, address: str | None, param_space: dict, specs: dict, optuna_context: dict | None,
@@ -309,31 +311,51 @@ def _check_gpus(study: Study, available: float, where: str) -> None:
 
 
 def _settle_statuses(folder: Path, results, interrupted: bool, pruning: bool) -> None:
-    """Write what Ray decided and the trainer could not: asha stops, errors outside the trainer, interruptions."""
-    if results is None:
-        entries = []
-    else:
-        entries = [(r.metrics or {}, r.error, r.path) for r in results]
-    by_name = {Path(path).name: (metrics, error) for metrics, error, path in entries if path}
-    for trial_json in sorted((folder / "trials").glob("*/trial.json")):
+    """After Tune ends: give every trial the status it earned, where the trainer could not write it itself.
+
+    The trainer writes completed / early_stopped / diverged before its last report, and failed with the reason of
+    its own errors. What is left is a trial that Tune stopped (status still running, or interrupted by the stop):
+    interrupted when the study was stopped (resumable), pruned at its rung when the asha scheduler stopped it,
+    failed with Ray's error when the trial raised outside the trainer.
+    """
+    errors = _errors_by_trial(results)
+    for trial_json in sorted((folder / "trials").glob(f"*/{ledger.TRIAL}")):
         trial_id = trial_json.parent.name
         status = ledger.status_of(folder, trial_id)
-        state = status.get("status")
-        if state in ledger.FINAL:
+        state, epochs = status.get("status"), status.get("epochs_run") or 0
+        if state in ledger.FINAL or (state == trialdir.FAILED and not interrupted):
             continue
-        metrics, error = by_name.get(trial_id, ({}, None))
+        if state == trialdir.PENDING and trial_id not in errors:
+            continue  # never started: the next run trains it
         if interrupted:
-            if state in ("running", "failed") and (status.get("reason") in (None, "interrupted") or "Interrupt" in str(status.get("reason"))):
-                ledger.mark(folder, trial_id, "interrupted", "the study was interrupted; re-run the same command to resume")
-        elif error is not None:
-            if state != "failed":
-                ledger.mark(folder, trial_id, "failed", _error_text(error))
-        elif trial_id in by_name and state in ("running", "failed"):
-            epoch = metrics.get("epoch", status.get("epochs_run"))
-            if pruning:
-                ledger.mark(folder, trial_id, "pruned", f"stopped by the asha scheduler after epoch {epoch}")
-            else:
-                ledger.mark(folder, trial_id, "failed", f"ended after epoch {epoch} without finishing")
+            if state != trialdir.FAILED or status.get("reason") is None:
+                ledger.mark(folder, trial_id, trialdir.INTERRUPTED, "the study was interrupted; re-run the same command to resume")
+        elif trial_id in errors:
+            ledger.mark(folder, trial_id, trialdir.FAILED, errors[trial_id])
+        elif pruning:
+            planned = _planned_epochs(trial_json)
+            ledger.mark(folder, trial_id, trialdir.PRUNED, f"stopped by the asha scheduler at its rung after epoch {epochs} of {planned}")
+        else:
+            ledger.mark(folder, trial_id, trialdir.FAILED, f"Ray Tune ended it after epoch {epochs} without finishing")
+
+
+def _errors_by_trial(results) -> dict[str, str]:
+    """Ray's error text of each trial that raised, by workbench trial id (reported with every result, else the
+    trial's directory name, which is the trial id for grid studies)."""
+    out = {}
+    for result in results or []:
+        if result.error is None:
+            continue
+        metrics = result.metrics or {}
+        trial_id = metrics.get("workbench_trial_id") or (Path(result.path).name if result.path else None)
+        if trial_id:
+            out[str(trial_id)] = _error_text(result.error)
+    return out
+
+
+def _planned_epochs(trial_json: Path) -> int | None:
+    record = ledger.read_json(trial_json) or {}
+    return ((record.get("job") or {}).get("recipe") or {}).get("epochs")
 
 
 def _error_text(error: BaseException) -> str:

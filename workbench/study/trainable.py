@@ -9,11 +9,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from workbench import trialdir
 from workbench.study import ledger
 from workbench.study.trials import TrialSpec, _assign, _validated, optuna_trial_id
 
 
 def run_trial(config: dict[str, Any], specs: dict[str, dict], folder: str, threads: int, optuna: dict | None) -> None:
+    """Each report carries `workbench_trial_id` (so the driver matches Ray's results to trial folders) and
+    `finished` (1 on the report that ended the trial, whose final status is on disk by then; 0 before): a trial
+    that Tune stops after a report with finished 0 was pruned by the scheduler, not completed."""
     from ray import tune
 
     from workbench.schema.recipe import TrainJob
@@ -23,19 +27,22 @@ def run_trial(config: dict[str, Any], specs: dict[str, dict], folder: str, threa
     spec = _optuna_spec(config, optuna, Path(folder)) if optuna else specs[config["trial_id"]]
     out = ledger.trial_dir(Path(folder), spec["trial_id"])
     _restore_from_ray(out)
-    reported = False
+    last = {"finished": False}
+
+    def report(metrics: dict[str, Any], checkpoint=None) -> None:
+        last["finished"] = bool(metrics.get("finished"))
+        scalars = _scalars(with_reward(metrics, spec))
+        tune.report({**scalars, "finished": float(last["finished"]), "workbench_trial_id": spec["trial_id"]}, checkpoint=checkpoint)
 
     def on_epoch(metrics: dict[str, Any], out_dir: Path) -> None:
-        nonlocal reported
-        reported = True
         with tempfile.TemporaryDirectory() as tmp:
-            _link(out_dir / "checkpoint_last.pt", Path(tmp) / "checkpoint_last.pt")
-            tune.report(_scalars(with_reward(metrics, spec)), checkpoint=tune.Checkpoint.from_directory(tmp))
+            _link(out_dir / trialdir.LAST, Path(tmp) / trialdir.LAST)
+            report(metrics, tune.Checkpoint.from_directory(tmp))
 
     meta = {k: spec[k] for k in ("trial_id", "variant", "seed", "hparams", "space") if k in spec}
     status = fit(TrainJob.model_validate(spec["job"]), out, on_epoch=on_epoch, progress=False, resume=True, trial=meta, threads=threads)
-    if not reported:  # finished in an earlier run: report its figures so Ray ranks it too
-        tune.report(_scalars(with_reward({"epoch": status.get("epochs_run") or 0, "val_top1": status.get("best_val_top1")}, spec)))
+    if not last["finished"]:  # finished in an earlier run, or diverged: report its final figures so Ray ranks it too
+        report({"epoch": status.get("epochs_run") or 0, "val_top1": status.get("final_val_top1"), "finished": True})
 
 
 def _optuna_spec(config: dict[str, Any], context: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -56,13 +63,13 @@ def _restore_from_ray(out: Path) -> None:
     from ray import tune
 
     checkpoint = tune.get_checkpoint()
-    if checkpoint is None or (out / "checkpoint_last.pt").exists():
+    if checkpoint is None or (out / trialdir.LAST).exists():
         return
     with checkpoint.as_directory() as path:
-        source = Path(path) / "checkpoint_last.pt"
+        source = Path(path) / trialdir.LAST
         if source.exists():
             out.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, out / "checkpoint_last.pt")
+            shutil.copy2(source, out / trialdir.LAST)
 
 
 def _link(source: Path, target: Path) -> None:

@@ -8,6 +8,7 @@ workers, deterministic algorithms) the same job gives bitwise the same weights a
 
 from __future__ import annotations
 
+import errno
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -19,12 +20,14 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
+from workbench import trialdir as files
 from workbench.build import build_model, set_dropout, set_stochastic_depth
 from workbench.data import cache_size_for, dataset_defaults, load_dataset
 from workbench.data.transforms import Normalizer, StageAugment, TransformedImages, batch_mixer, eval_images, train_transform
 from workbench.errors import WorkbenchError
+from workbench.faults import fault_point
 from workbench.schema.recipe import TrainJob
-from workbench.train import trial_files as files
+from workbench.train.trial_files import load_checkpoint, publish_best, save_checkpoint, write_predictions
 from workbench.train.device import Execution, reproducible, resolve_execution, thread_count
 from workbench.train.display import Display
 from workbench.train.optim import LRSchedule, build_optimizer
@@ -44,40 +47,80 @@ def fit(job: TrainJob, out_dir: str | Path, *, on_epoch: OnEpoch | None = None, 
 
     resume: continue from checkpoint_last.pt when there is one; a folder whose run already finished (completed,
     early_stopped, diverged) returns its status without training. resume=False starts over.
-    on_epoch(metrics, out_dir) runs after each epoch's metrics line, checkpoint and status are written.
+    on_epoch(metrics, out_dir) runs after each epoch's files are written; metrics["finished"] is True on the epoch
+    that ended the run (its final status is already on disk then).
     trial: extra description stored under "trial" in config.json (the study runner's trial id, hparams, ...).
     threads: torch CPU threads for this run (restored afterwards); None leaves the process setting.
+    Errors the user can act on (out of memory, a full or read-only disk) are raised as TrialFailed.
     """
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    previous = files.read_json(folder / files.STATUS)
-    if resume and isinstance(previous, dict) and previous.get("status") in files.FINISHED:
-        return previous
-    if not resume:
-        files.clear_trial(folder)
-    trainer = None
+    display = Display(progress)
+    with files.locked(folder, on_wait=display.line):
+        files.remove_temporaries(folder)
+        previous = files.read_json(folder / files.STATUS)
+        if resume and isinstance(previous, dict) and previous.get("status") in files.TRAINER_DONE:
+            return previous
+        if not resume:
+            files.clear_trial(folder)
+        trainer = None
+        try:
+            with thread_count(threads):
+                execution = resolve_execution(job.recipe, device)
+                with reproducible(execution):
+                    trainer = Trainer(job, folder, execution, display, trial)
+                    return trainer.run(on_epoch, resume)
+        except BaseException as exc:
+            failure = record_failure(folder, trainer, exc)
+            if failure is not None:
+                raise failure from exc
+            raise
+
+
+class TrialFailed(WorkbenchError):
+    """A trial ended by an error the user can act on (memory, disk); status.json holds the same reason."""
+
+
+def record_failure(folder: Path, trainer: Trainer | None, exc: BaseException) -> TrialFailed | None:
+    """Write the status an exception leaves (interrupted or failed with its reason), unless the run already ended
+    (Ray Tune stops a trial while it reports its last epoch). Returns the TrialFailed to raise instead, if any."""
+    current = files.read_json(folder / files.STATUS)
+    if isinstance(current, dict) and current.get("status") in files.TRAINER_DONE:
+        return None
+    stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
+    state = files.INTERRUPTED if stopped else files.FAILED
+    reason = "stopped before the trial finished" if stopped else describe_failure(exc, folder, trainer)
+    status = trainer.status(state, reason) if trainer else {**_empty_status(), "status": state, "reason": reason}
     try:
-        with thread_count(threads):
-            execution = resolve_execution(job.recipe, device)
-            with reproducible(execution):
-                trainer = Trainer(job, folder, execution, Display(progress), trial)
-                return trainer.run(on_epoch, resume)
-    except BaseException as exc:
-        # SystemExit: Ray Tune stopping the trial from outside (a stop request, a scheduler), not a training failure.
-        reason = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else _describe(exc)
-        status = trainer.status("failed", reason) if trainer else {**_empty_status(), "status": "failed", "reason": reason}
-        files.write_json(folder / files.STATUS, status)
-        raise
+        files.write_json(folder / files.STATUS, status, "status")
+    except OSError:
+        pass  # the disk that failed the trial may refuse this write too; the raised error carries the reason
+    actionable = isinstance(exc, (MemoryError, OSError)) or isinstance(exc, torch.cuda.OutOfMemoryError)
+    return TrialFailed(reason) if actionable and not isinstance(exc, WorkbenchError) else None
 
 
-def _describe(exc: BaseException) -> str:
+def describe_failure(exc: BaseException, folder: Path, trainer: Trainer | None) -> str:
+    epoch = f" at epoch {trainer.epoch}" if trainer is not None and trainer.epoch else ""
     if isinstance(exc, WorkbenchError):
         return " / ".join(exc.lines)
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return (f"out of GPU memory (torch.cuda.OutOfMemoryError){epoch}: lower recipe.batch_size or the image size "
+                "(scale.resolution, recipe.progressive.image_size), or give the trial a whole GPU (resources.gpus)")
+    if isinstance(exc, MemoryError):
+        return (f"out of host memory (MemoryError){epoch}: lower recipe.batch_size or the image size, keep a subset "
+                "(dataset.max_train_images), or run fewer trials at once (max_concurrent_trials)")
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS:
+        where = exc.filename or folder
+        return (f"cannot write the trial folder{epoch}: {exc.strerror} ({errno.errorcode[exc.errno]}) at {where}; "
+                "free space or choose a writable --out / storage_path, then re-run to resume from the last checkpoint")
     return f"{type(exc).__name__}: {exc}"
 
 
+WRITE_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM)
+
+
 def _empty_status() -> dict[str, Any]:
-    return {"status": "running", "reason": None, "epochs_run": 0, "best_val_top1": None, "best_epoch": None,
+    return {"status": files.RUNNING, "reason": None, "epochs_run": 0, "best_val_top1": None, "best_epoch": None,
             "final_val_top1": None, "seconds": 0.0, "train_images_per_s": None, "params": None, "flops": None}
 
 
@@ -95,7 +138,9 @@ class Trainer:
         self.best_top1, self.best_epoch = -1.0, 0
         self.stopping_reference, self.bad_epochs = -1.0, 0
         self.elapsed = 0.0
+        self.epoch = 0  # the epoch being trained (0 before the first)
         self.last_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.best_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
         self.last_lr = 0.0
         self._load_data()
         self._build_model()
@@ -110,8 +155,6 @@ class Trainer:
         if len(self.data.train_images) == 0 or len(self.data.val_images) == 0:
             raise WorkbenchError(f"dataset {self.data.name}: the train or val split is empty "
                                  f"({len(self.data.train_images)} train / {len(self.data.val_images)} val images)")
-        for path in self.data.skipped:
-            self.display.line(f"skipped unreadable image {path}")
         hflip = self.recipe.augment.hflip
         self.hflip = dataset_defaults(self.job.dataset).get("hflip", True) if hflip is None else hflip
         self.val_x = eval_images(self.data.val_images, self.arch.resolution.eval_size)
@@ -151,6 +194,8 @@ class Trainer:
             "train_images": len(self.data.train_images),
             "val_images": len(self.val_y),
             "steps_per_epoch": self.steps_per_epoch,
+            "skipped_images": list(self.data.skipped),
+            "ignored_files": list(self.data.ignored),
         }
         if trial:
             config["trial"] = trial
@@ -159,34 +204,65 @@ class Trainer:
     # --- the run --------------------------------------------------------------------------------
 
     def run(self, on_epoch: OnEpoch | None, resume: bool) -> dict[str, Any]:
+        """Epochs from the last checkpoint (or the first) to the end; returns the final status.
+
+        Crash consistency: checkpoint_last.pt is the commit point of an epoch. It holds everything the epoch
+        produced (weights, trainer state, every metrics row so far, the predictions of a new best), and every other
+        file is derived from it afterwards (_publish). A run that dies at any moment resumes from the last commit and
+        rewrites the derived files, so each epoch appears exactly once whatever was half done.
+        """
         from torch.utils.tensorboard import SummaryWriter
 
-        start = self._restore() + 1 if resume and (self.folder / files.LAST).exists() else 1
-        files.write_json(self.folder / files.CONFIG, self.config)
-        files.write_json(self.folder / files.STATUS, self.status("running"))
-        self.display.line(f"training {self.arch.name} on {self.data.name} ({len(self.data.train_images)} train / "
-                          f"{len(self.val_y)} val images, {self.data.num_classes} classes) on {self.exe.describe}"
-                          + (f", resuming at epoch {start}" if start > 1 else ""))
-        outcome, reason = "completed", None
+        restored = self._restore() if resume and (self.folder / files.LAST).exists() else 0
+        if restored:
+            files.clear_events(self.folder)  # rebuilt from the committed rows below
+        else:
+            files.clear_trial(self.folder)  # nothing was committed: whatever is here is an orphan of a crash
+        files.write_json(self.folder / files.CONFIG, self.config, "config")
+        self._write_status(files.RUNNING)
+        self._announce(restored + 1)
         with SummaryWriter(log_dir=str(self.folder)) as writer:
-            for epoch in range(start, self.recipe.epochs + 1):
+            outcome, reason = self._outcome(restored) if restored else (None, None)
+            if restored:
+                self._publish(writer, self.rows)
+            for epoch in range(restored + 1, self.recipe.epochs + 1):
+                if outcome is not None:
+                    break
                 try:
                     row = self._epoch(epoch, stage_of(self.stages, epoch))
                 except Diverged as exc:
-                    outcome, reason = "diverged", str(exc)
+                    outcome, reason = files.DIVERGED, str(exc)
                     break
-                self._record(row, writer)
+                self._commit(row, writer)
+                outcome, reason = self._outcome(epoch)
+                self._write_status(outcome or files.RUNNING, reason)
                 if on_epoch is not None:
-                    on_epoch(dict(row), self.folder)
-                if self._should_stop():
-                    outcome = "early_stopped"
-                    reason = f"no val top-1 gain above {self.recipe.early_stopping.min_delta} for {self.bad_epochs} epochs"
-                    break
+                    on_epoch({**row, "finished": outcome is not None}, self.folder)
+        return self._write_status(outcome or files.COMPLETED, reason)
+
+    def _announce(self, start: int) -> None:
+        self.display.line(f"training {self.arch.name} on {self.data.name} ({len(self.data.train_images)} train / "
+                          f"{len(self.val_y)} val images, {self.data.num_classes} classes) on {self.exe.describe}"
+                          + (f", resuming at epoch {start}" if start > 1 else ""))
+        for path in self.data.skipped:
+            self.display.line(f"skipped unreadable image {path}")
+        if self.data.ignored:
+            self.display.line(f"ignored {len(self.data.ignored)} files that are not images of a class folder "
+                              f"(listed in {files.CONFIG} under ignored_files)")
+
+    def _outcome(self, epoch: int) -> tuple[str | None, str | None]:
+        """How the run ends after `epoch`: early stopped, completed, or not yet (None)."""
+        if self._should_stop():
+            return files.EARLY_STOPPED, f"no val top-1 gain above {self.recipe.early_stopping.min_delta} for {self.bad_epochs} epochs"
+        return (files.COMPLETED, None) if epoch >= self.recipe.epochs else (None, None)
+
+    def _write_status(self, outcome: str, reason: str | None = None) -> dict[str, Any]:
         status = self.status(outcome, reason)
-        files.write_json(self.folder / files.STATUS, status)
+        files.write_json(self.folder / files.STATUS, status, "status")
         return status
 
     def _epoch(self, epoch: int, stage: Stage) -> dict[str, Any]:
+        self.epoch = epoch
         started = time.perf_counter()
         seed = epoch_seed(self.recipe.seed, epoch)
         torch.manual_seed(seed)
@@ -232,6 +308,7 @@ class Trainer:
                 inputs, targets = self.normalize(images), labels
                 if mixer is not None:
                     inputs, targets = mixer(inputs, labels)
+                fault_point("step", self.folder)
                 logits, loss = self._step(inputs, targets)
                 if not math.isfinite(loss):
                     raise Diverged(f"training loss became {loss} at epoch {epoch}, step {step}")
@@ -288,22 +365,31 @@ class Trainer:
 
     # --- bookkeeping ----------------------------------------------------------------------------
 
-    def _record(self, row: dict[str, Any], writer) -> None:
-        """Metrics line, TensorBoard, best checkpoint and predictions, last checkpoint, status, in that order."""
+    def _commit(self, row: dict[str, Any], writer) -> None:
+        """Epoch `row` is done: update the trackers, write checkpoint_last.pt (the commit), then the derived files."""
         self.rows.append(row)
-        files.append_metrics(self.folder, row)
-        for key, value in row.items():
-            if key != "epoch" and isinstance(value, (int, float)):
-                writer.add_scalar(key, value, row["epoch"])
-        writer.flush()
         if row["val_top1"] > self.best_top1:
             self.best_top1, self.best_epoch = row["val_top1"], row["epoch"]
-            files.save_checkpoint(self.folder / files.BEST, self._checkpoint(row["epoch"]))
-            files.write_predictions(self.folder / files.PREDICTIONS, self.val_y, *self.last_predictions)
+            self.best_predictions = self.last_predictions
         self._track_early_stopping(row["val_top1"])
-        files.save_checkpoint(self.folder / files.LAST, self._checkpoint(row["epoch"]))
-        files.write_json(self.folder / files.STATUS, self.status("running"))
+        save_checkpoint(self.folder / files.LAST, self._checkpoint(row["epoch"]), "last")
+        self._publish(writer, [row])
         self.display.epoch_summary(row, self.recipe.epochs)
+
+    def _publish(self, writer, new_rows: list[dict[str, Any]]) -> None:
+        """The files derived from the last commit; idempotent, so a resumed run redoes whatever a crash cut short.
+        new_rows: the rows TensorBoard has not seen (a resumed run rebuilds its event files from every row)."""
+        row = self.rows[-1]
+        if self.best_epoch == row["epoch"] and self.best_predictions is not None:  # None: an older checkpoint, published
+            publish_best(self.folder / files.LAST)
+            write_predictions(self.folder / files.PREDICTIONS, self.val_y, *self.best_predictions)
+        files.write_metrics(self.folder, self.rows)
+        for logged in new_rows:
+            for key, value in logged.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    writer.add_scalar(key, value, logged["epoch"])
+        writer.flush()
+        fault_point("after:tensorboard", self.folder)
 
     def _track_early_stopping(self, top1: float) -> None:
         stopping = self.recipe.early_stopping
@@ -317,6 +403,7 @@ class Trainer:
         return stopping is not None and self.bad_epochs >= stopping.patience
 
     def _checkpoint(self, epoch: int) -> dict[str, Any]:
+        new_best = self.best_epoch == epoch
         return {
             "model": self.model.state_dict(),
             "config": self.config,
@@ -329,11 +416,13 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state()},
             "trainer": {"best_top1": self.best_top1, "best_epoch": self.best_epoch, "elapsed": self.elapsed,
                         "stopping_reference": self.stopping_reference, "bad_epochs": self.bad_epochs},
+            "rows": self.rows,
+            "best_predictions": list(self.best_predictions) if new_best else None,
         }
 
     def _restore(self) -> int:
-        """Load checkpoint_last.pt into this trainer; returns the epoch it ended."""
-        state = files.load_checkpoint(self.folder / files.LAST, self.exe.device)
+        """Load checkpoint_last.pt into this trainer; returns the epoch it committed."""
+        state = load_checkpoint(self.folder / files.LAST, self.exe.device)
         saved = {k: state["config"].get(k) for k in ("architecture", "recipe", "dataset", "scale")}
         if saved != {k: self.config[k] for k in saved}:
             raise WorkbenchError([f"{self.folder} holds a checkpoint of a different job (architecture, recipe, dataset or scale differ)",
@@ -348,8 +437,12 @@ class Trainer:
         trainer = state["trainer"]
         self.best_top1, self.best_epoch, self.elapsed = trainer["best_top1"], trainer["best_epoch"], trainer["elapsed"]
         self.stopping_reference, self.bad_epochs = trainer["stopping_reference"], trainer["bad_epochs"]
-        self.rows = files.keep_metrics_until(self.folder, state["epoch"])
-        return int(state["epoch"])
+        epoch = int(state["epoch"])
+        # Checkpoints of older versions hold no rows: keep the metrics lines up to their epoch.
+        self.rows = state.get("rows") or [r for r in files.read_metrics(self.folder) if r.get("epoch", 0) <= epoch]
+        if state.get("best_predictions") is not None:
+            self.best_predictions = tuple(state["best_predictions"])
+        return epoch
 
     def status(self, outcome: str, reason: str | None = None) -> dict[str, Any]:
         rows = self.rows

@@ -195,7 +195,6 @@ def cmd_errors(args) -> int:
     if args.top < 1:
         raise WorkbenchError("--top must be at least 1")
     studies = reader.load(args.dirs)
-    reader.require_trial_folders(studies, "`results errors` (val_predictions.csv of every trial)")
     analysis = per_example.analyse(studies, by=args.by)
     hardest = analysis.hardest(args.top)
     summary = analysis.summary()
@@ -290,9 +289,7 @@ def cmd_tensorboard(args) -> int:
     if args.from_metrics:
         from workbench.results import reader
 
-        studies = reader.load(args.dirs)
-        reader.require_trial_folders(studies, "--from-metrics (metrics.jsonl of every trial)")
-        folders = tb.export_events(studies, args.from_metrics)
+        folders = tb.export_events(reader.load(args.dirs), args.from_metrics)
         print(f"wrote event files for {len(folders)} trials under {args.from_metrics}", file=sys.stderr)
         dirs = [args.from_metrics]
     command = tb.command(dirs, args.port, args.host)

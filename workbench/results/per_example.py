@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from workbench.errors import WorkbenchError
+from workbench.results import reader
 from workbench.results.compare import Group, group_trials, parse_by
 from workbench.results.reader import StudyRecord, TrialRecord
 
@@ -133,6 +134,7 @@ class ErrorAnalysis:
 def analyse(studies: list[StudyRecord], by: str | list[str] | None = None) -> ErrorAnalysis:
     import pandas as pd
 
+    reader.require_trial_folders(studies, "`results errors` (val_predictions.csv of every trial)")
     fields, notes = parse_by(by, studies)
     groups = group_trials(studies, fields)
     multi = len({g.study for g in groups}) > 1

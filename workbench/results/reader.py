@@ -478,7 +478,7 @@ def read_study(path: str | Path) -> StudyRecord:
     by_id = {row.get("trial_id", ""): row for row in summary}
     trials_dir = path / "trials"
     folders = sorted(p for p in trials_dir.iterdir() if p.is_dir()) if trials_dir.is_dir() else []
-    if not folders and summary:
+    if not trials_dir.is_dir() and summary:
         trials = [summary_trial(row, name, trials_dir) for row in summary if row.get("trial_id")]
         spec_file = None
         if not spec:
@@ -628,12 +628,16 @@ def field_values(trials: list[TrialRecord], dotted: str) -> list[Any]:
     values = [t.lookup(dotted) for t in trials]
     if all(is_missing(v) for v in values):
         hp = sorted({k for t in trials for k in t.hparams})
-        raise WorkbenchError([
+        lines = [
             f"unknown field {dotted!r}: no trial has it",
             "  group by variant, seed, study, space, a hyper-parameter "
             f"({', '.join('hp.' + k for k in hp) if hp else 'none recorded'}), or a config.json path such as "
             "architecture.name, dataset.name, recipe.epochs",
-        ])
+        ]
+        if any(t.from_summary for t in trials):
+            lines.append(f"  trials read from {SUMMARY_FILE} have its variant, seed and hp.* columns only: config.json "
+                         "paths need the trial folders of a run")
+        raise WorkbenchError(lines)
     return [None if is_missing(v) else hashable(v) for v in values]
 
 

@@ -66,6 +66,7 @@ def export_events(studies: list[StudyRecord], out: str | Path) -> list[Path]:
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
     except ImportError:
         raise WorkbenchError("rebuilding event files needs the tensorboard package: pip install tensorboard") from None
+    reader.require_trial_folders(studies, "--from-metrics (metrics.jsonl of every trial)")
     out = Path(out)
     written = []
     for study in studies:

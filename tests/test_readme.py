@@ -3,7 +3,7 @@
 Every command of README.md's ```bash blocks runs here, in README order, in a temporary copy of the repository (the
 tracked files and those git would add, never the git-ignored trial folders; ../shared and .venv reachable at the
 same relative paths through symlinks), so nothing a command writes lands in the checkout — results/<study>/
-summary.csv is committed. The ```python block runs too.
+summary.csv is committed. The ```python block runs too (test_readme_python_block_runs).
 
 Conventions (also stated in README.md's Development section):
 - `<!-- readme-test: not run (REASON) -->` on the line above a fence marks a block that cannot run on one offline
@@ -12,7 +12,7 @@ Conventions (also stated in README.md's Development section):
 - Quick commands (validate, show, flops, schema, dry runs, predict, results ...) run exactly as written.
 - Long ones run with the same arguments plus the overrides of `shrink()` appended, each documented in README.md
   or the command's --help, and they are reported as SHRUNK: trainings 1 epoch of 100 images at 16 px, studies
-  one seed, benchmarks one step. Studies run into a scratch --out, so the results commands that follow read the
+  one seed, benchmarks one step of a small batch. Studies run into a scratch --out, so the results commands that follow read the
   committed folders, as on a fresh clone; the search is the exception (see KEEP_DEFAULT_OUT).
 - A results command that needs trial folders (`--kind curves`, `results errors`, `results show`,
   `results tensorboard`) on a folder that has none must stop with exit 2 and NEEDS_TRIAL_FOLDERS, the message
@@ -143,7 +143,7 @@ def shrink(argv: list[str], scratch: Path, index: int) -> list[str]:
     if argv[0] == ".venv/bin/python":
         return BENCH_SCRIPT_SHRINK[argv[1]]
     if argv[1] == "bench":
-        return ["--steps", "1", "--warmup", "1"]
+        return ["--steps", "1", "--warmup", "1", "--resolution", "32", "--batch", "4"]  # the later flag wins
     extra = list(TRAIN_SHRINK)
     if "recipe.progressive.enabled=true" in argv:
         extra[1] = "recipe.epochs=4"  # progressive learning needs an epoch per stage (4 by default)
@@ -300,6 +300,15 @@ def first_table(markdown: str) -> list[str]:
     start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
     return lines[start:end]
+
+
+def test_readme_python_block_runs(readme_run):
+    blocks = [b for b in fenced_blocks(README.read_text(encoding="utf-8")) if b.language == "python" and not b.not_run]
+    assert blocks
+    for block in blocks:
+        result = subprocess.run([sys.executable, "-c", "\n".join(block.body)], cwd=readme_run["repo"], env=readme_run["env"],
+                                capture_output=True, text=True, timeout=TIMEOUT)
+        assert result.returncode == 0, f"README.md line {block.line}:\n{result.stderr[-3000:]}"
 
 
 def test_study_run_without_the_path_refuses_up_front(readme_run):

@@ -206,8 +206,15 @@ def make_inputs(repo: Path) -> None:
 
 
 def run_shell(command: str, repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", command], cwd=repo, env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    """The command through bash, as a reader pastes it; one that hangs fails its own test (exit 124), not the rest."""
+    try:
+        return subprocess.run(["bash", "-c", command], cwd=repo, env=env, capture_output=True, text=True,
+                              timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        def text(data) -> str:
+            return data.decode(errors="replace") if isinstance(data, bytes) else data or ""
+
+        return subprocess.CompletedProcess(exc.cmd, 124, text(exc.stdout), text(exc.stderr) + f"\n(killed after {TIMEOUT} s)")
 
 
 def report(step: Step, result: subprocess.CompletedProcess) -> str:

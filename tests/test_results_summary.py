@@ -7,7 +7,10 @@ epochs, predictions, event files or architecture files must say so, naming the f
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -157,3 +160,21 @@ def test_search_analyze_from_summary_matches_the_committed_ranges(tmp_path, work
         from workbench.results import search_analysis
 
         search_analysis.architectures(reader.load([folder]), "reward")
+
+
+def test_regenerate_refuses_a_clone_and_rebuilds_from_trial_folders(tmp_path):
+    script = ROOT / "results" / "regenerate.sh"
+    env = {**os.environ, "WORKBENCH": str(Path(sys.executable).parent / "workbench")}
+    run = make_study(tmp_path / "run" / "results", broken=False)
+    clone = clone_of(run, tmp_path / "clone" / "results")
+    (clone / "README.md").write_text("committed table\n")
+    refused = subprocess.run(["bash", str(script), clone.name, "box", "curves", "note"], cwd=tmp_path / "clone",
+                             env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "has no trial folders" in refused.stderr
+    assert (clone / "README.md").read_text() == "committed table\n"  # nothing overwritten
+    rebuilt = subprocess.run(["bash", str(script), "fused_vs_mb", "fixture box", "curves pareto edf", "Produced by: fixture"],
+                             cwd=tmp_path / "run", env=env, capture_output=True, text=True)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    table = (run / "README.md").read_text()
+    assert "Machine: fixture box" in table and "Produced by: fixture" in table and "| v2s_fused |" in table
+    assert all((run / "figures" / f"{kind}.png").stat().st_size for kind in ("curves", "pareto", "edf"))

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 
+def printable(text: str) -> str:
+    """`text` with every character a terminal would not show as itself escaped (NUL -> \\x00, newline -> \\n, a lone
+    surrogate -> \\ud800): an error line quoting a hostile config stays one readable line that any stream can encode."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class WorkbenchError(Exception):
     """A problem with the user's input or environment, explained in plain lines."""
 
     def __init__(self, lines: str | list[str]):
-        self.lines = [lines] if isinstance(lines, str) else list(lines)
+        self.lines = [printable(line) for line in ([lines] if isinstance(lines, str) else list(lines))]
         super().__init__("\n".join(self.lines))
 
 
 class ConfigError(WorkbenchError):
-    """One or more invalid fields in a config file: each line names the file and the field path."""
+    """One or more invalid fields in a config file: each line names the file and the field path.
+
+    A message of several lines (a validator listing several problems) gives one error line each."""
 
     def __init__(self, source: str, errors: list[tuple[str, str]]):
         self.source = source
         self.errors = errors
-        super().__init__([f"{source}: {path}: {msg}" if path else f"{source}: {msg}" for path, msg in errors])
+        super().__init__([f"{source}: {path}: {line}" if path else f"{source}: {line}"
+                          for path, msg in errors for line in (str(msg).splitlines() or [""])])

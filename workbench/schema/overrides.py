@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.schema.common import MAX_NESTING, check_plain
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -16,20 +17,23 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         raise WorkbenchError(f"--set {text!r}: expected key=value, for example recipe.epochs=2")
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON (a plain string), or JSON nested or numbered beyond reading
         value = raw
+    check_plain({key.strip(): value}, f"--set {key.strip()}")
     return key.strip(), value
 
 
 def set_path(data: dict[str, Any], dotted: str, value: Any, source: str = "--set") -> None:
     """Set `value` at `dotted` inside nested dicts/lists, creating dicts for missing keys."""
     parts = dotted.split(".")
+    if len(parts) > MAX_NESTING:
+        raise WorkbenchError(f"{source}: {dotted[:60]}...: {len(parts)} parts, more than a config nests ({MAX_NESTING})")
     node: Any = data
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
-        where = ".".join(parts[: i + 1])
         if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
+            if not (part.isascii() and part.isdigit()) or int(part) >= len(node):
+                where = ".".join(parts[: i + 1])
                 raise WorkbenchError(f"{source}: {dotted}: index {part!r} out of range at {where} (length {len(node)})")
             if last:
                 node[int(part)] = value
@@ -43,6 +47,7 @@ def set_path(data: dict[str, Any], dotted: str, value: Any, source: str = "--set
                     node[part] = {}
                 node = node[part]
         else:
+            where = ".".join(parts[: i + 1])
             raise WorkbenchError(f"{source}: {dotted}: {where} is a {type(node).__name__}, not an object or list")
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import sys
 
-from workbench.cli.common import add_scale_option, console, giga, load_scaled, millions, signed_percent
+from workbench.cli.common import add_scale_option, bounded_int, console, giga, load_scaled, millions, signed_percent
 from workbench.errors import ConfigError
+from workbench.schema.architecture import MAX_RESOLUTION
+from workbench.schema.search import MAX_CLASSES
 
 SCHEMAS = {
     "architecture": ("workbench.schema.architecture", "Architecture"),
@@ -38,9 +40,9 @@ def register(sub) -> None:
     p.add_argument("--counter", choices=["both", "fvcore", "analytic"], default="both", help=(
         "both (default): analytic table at once, then checked against an fvcore trace; fvcore: the trace only; "
         "analytic: no torch, instant (--json uses fvcore unless this is analytic)"))
-    p.add_argument("--resolution", type=int, help="input size (default: each file's eval resolution)")
+    p.add_argument("--resolution", type=bounded_int(8, MAX_RESOLUTION), help=f"input size, 8 to {MAX_RESOLUTION} (default: each file's eval resolution)")
     p.add_argument("--by", choices=["stage", "module"], default="stage", help="breakdown rows (default: stage)")
-    p.add_argument("--num-classes", type=int, default=1000, help="classifier width (default 1000, as published)")
+    p.add_argument("--num-classes", type=bounded_int(1, MAX_CLASSES), default=1000, help=f"classifier width, at most {MAX_CLASSES:,} (default 1000, as published)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_scale_option(p)
     p.set_defaults(func=cmd_flops)
@@ -105,6 +107,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_show(args) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     from workbench.complexity import analytic_cost
@@ -112,7 +115,7 @@ def cmd_show(args) -> int:
     arch = load_scaled(args.file, args.sets)
     cost = analytic_cost(arch)
     blocks = arch.blocks()
-    table = Table(title=f"{arch.name}  (width ×{arch.width_mult:g}, depth ×{arch.depth_mult:g}, "
+    table = Table(title=f"{escape(arch.name)}  (width ×{arch.width_mult:g}, depth ×{arch.depth_mult:g}, "
                         f"train {arch.resolution.train} px, eval {arch.resolution.eval_size} px)")
     for col in ("stage", "block", "expand", "kernel", "stride", "in", "out", "layers", "SE", "drop rate", "output"):
         table.add_column(col, justify="left" if col in ("stage", "block") else "right")
@@ -205,22 +208,24 @@ def _differences(path, analytic, traced) -> list[str]:
 
 
 def _comparison_table(costs):
+    from rich.markup import escape
     from rich.table import Table
 
     base = costs[0][1]
-    table = Table(title=f"Δ against {costs[0][1].name}")
+    table = Table(title=f"Δ against {escape(costs[0][1].name)}")
     for col in ("architecture", "resolution", "params", "Δ params", "FLOPs", "Δ FLOPs", "activations", "Δ act."):
         table.add_column(col, justify="left" if col == "architecture" else "right")
     for _, c in costs:
-        table.add_row(c.name, str(c.resolution), millions(c.params), signed_percent(c.params, base.params), giga(c.flops),
+        table.add_row(escape(c.name), str(c.resolution), millions(c.params), signed_percent(c.params, base.params), giga(c.flops),
                       signed_percent(c.flops, base.flops), millions(c.activations), signed_percent(c.activations, base.activations))
     return table
 
 
 def _stage_table(path, cost, counter: str):
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{cost.name} ({path}) at {cost.resolution} px: {cost.params:,} params · {giga(cost.flops)} FLOPs · "
+    table = Table(title=f"{escape(cost.name)} ({escape(path)}) at {cost.resolution} px: {cost.params:,} params · {giga(cost.flops)} FLOPs · "
                         f"{millions(cost.activations)} activations", caption=f"counted by {counter}")
     for col in ("stage", "block", "blocks", "params", "FLOPs", "activations", "output (C×H×W)"):
         table.add_column(col, justify="left" if col in ("stage", "block") else "right")
@@ -230,6 +235,7 @@ def _stage_table(path, cost, counter: str):
 
 
 def _flops_by_module(archs, args) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     from workbench.complexity import CONVENTION
@@ -243,7 +249,7 @@ def _flops_by_module(archs, args) -> int:
     out = console()
     out.print(f"[dim]{CONVENTION}[/]")
     for path, arch, rows in results:
-        table = Table(title=f"{arch.name} ({path}) by module")
+        table = Table(title=f"{escape(arch.name)} ({escape(path)}) by module")
         for col in ("module", "type", "params", "FLOPs", "activations"):
             table.add_column(col, justify="left" if col in ("module", "type") else "right")
         for r in rows:

@@ -12,8 +12,9 @@ def add_scale_option(parser) -> None:
 
 def load_scaled(path: str, sets: list[str]):
     """Load an architecture and apply `scale.*` assignments from --set."""
+    from workbench.errors import ConfigError
     from workbench.schema import Architecture, Scale, load
-    from workbench.schema.common import validate
+    from workbench.schema.common import field_path, validate
     from workbench.schema.overrides import apply_overrides, parse_assignment
 
     arch = load(Architecture, path)
@@ -22,7 +23,28 @@ def load_scaled(path: str, sets: list[str]):
         if not key.startswith("scale."):
             raise WorkbenchError(f"--set {key}: only scale.width_mult, scale.depth_mult and scale.resolution apply here")
     scale = validate(Scale, apply_overrides({}, {k.removeprefix("scale."): v for k, v in overrides.items()}), "--set scale")
-    return arch.scaled(scale)
+    network = arch.scaled(scale)
+    problems = network.size_problems()  # the scale compounds onto the file's own multipliers
+    if problems:
+        raise ConfigError(f"{path} (with --set scale)", [(field_path(("scale",) + loc), f"the scaled network: {message}")
+                                                          for loc, message in problems])
+    return network
+
+
+def bounded_int(low: int, high: int):
+    """An argparse type: an integer from low to high, else a usage error (exit 2) naming the range."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must lie in [{low}, {high}], got {value}")
+        return value
+
+    return parse
 
 
 def millions(n: int) -> str:

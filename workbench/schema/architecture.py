@@ -11,11 +11,22 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from workbench.schema.common import Strict
+from workbench.schema.common import Strict, raise_at
 
 BlockKind = Literal["mbconv", "fused_mbconv"]
 ACTIVATIONS = ("silu", "relu", "relu6", "gelu", "hardswish", "mish", "elu")
 SCHEMA_REF = Field(default=None, alias="$schema", exclude=True, description="Path or URL of this file's JSON Schema.")
+
+# Upper bounds no real network comes near (each is several times the largest published EfficientNet's value), so
+# that validating, showing or costing any file stays instant and no network is thousands of times B7's size:
+MAX_STAGES = 32  # B0-B7 and V2-M/L have 7 stages
+MAX_LAYERS = 100  # blocks per stage before depth scaling; V2-L's widest stage has 25
+MAX_BLOCKS = 500  # blocks after depth scaling (depth_mult, compounded with a study's scale); V2-L has 79, B7 55
+MAX_CHANNELS = 8192  # any declared width; V2's head is 1280, B0's widest stage 320
+MAX_WIDTH = 16384  # any width after width scaling, expanded widths included; B7's widest is 3840 (640 x 6)
+MAX_EXPAND = 16  # expansion ratio; every EfficientNet uses at most 6
+MAX_KERNEL = 31  # kernel size; EfficientNets use 3 and 5, MixNet up to 11
+MAX_RESOLUTION = 2048  # pixels; B7 trains at 600, Noisy-Student L2 at 800
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -32,12 +43,13 @@ def scale_depth(layers: int, depth_mult: float) -> int:
 
 class Stage(Strict):
     block: BlockKind = Field(description="mbconv (1x1 expand, depthwise kxk, SE, 1x1 project) or fused_mbconv (kxk expand, 1x1 project).")
-    expand: float = Field(ge=1, description="Expansion ratio of the hidden width to the block's input width.")
-    kernel: int = Field(ge=1, description="Kernel size of the spatial convolution (odd).")
+    expand: float = Field(ge=1, le=MAX_EXPAND, description=f"Expansion ratio of the hidden width to the block's input width (1 to {MAX_EXPAND}).")
+    kernel: int = Field(ge=1, le=MAX_KERNEL, description=f"Kernel size of the spatial convolution (odd, at most {MAX_KERNEL}).")
     stride: Literal[1, 2] = Field(description="Stride of the stage's first block.")
-    in_channels: int = Field(ge=1)
-    out_channels: int = Field(ge=1)
-    layers: int = Field(ge=1, description="Number of blocks before depth scaling.")
+    in_channels: int = Field(ge=1, le=MAX_CHANNELS, description=f"Input width before width scaling (at most {MAX_CHANNELS}).")
+    out_channels: int = Field(ge=1, le=MAX_CHANNELS, description=f"Output width before width scaling (at most {MAX_CHANNELS}).")
+    layers: int = Field(ge=1, le=MAX_LAYERS, description=(
+        f"Number of blocks before depth scaling (at most {MAX_LAYERS}; all stages together at most {MAX_BLOCKS} after it)."))
     se_ratio: float | None = Field(default=None, ge=0, le=1, description="Squeeze-excitation width over block input width; default 0.25 for mbconv, 0 for fused_mbconv.")
     stochastic_depth: float | None = Field(default=None, ge=0, lt=1, description="Drop rate for every block of this stage; overrides the global schedule.")
 
@@ -58,7 +70,7 @@ class Stage(Strict):
 class StochasticDepth(Strict):
     rate: float = Field(default=0.2, ge=0, lt=1, description="Drop rate: the largest rate of the schedule.")
     schedule: Literal["linear", "uniform", "power", "none"] = Field(default="linear", description="linear: rate*i/N (torchvision); uniform: rate everywhere; power: rate*(i/N)^power; none.")
-    power: float = Field(default=2.0, gt=0, description="Exponent of the power schedule; larger keeps shallow blocks more often.")
+    power: float = Field(default=2.0, gt=0, le=100, description="Exponent of the power schedule (at most 100); larger keeps shallow blocks more often.")
 
     def block_rate(self, index: int, total: int) -> float:
         if self.schedule == "linear":
@@ -76,8 +88,8 @@ class Norm(Strict):
 
 
 class Resolution(Strict):
-    train: int = Field(default=224, ge=8, le=2048)
-    eval: int | None = Field(default=None, ge=8, le=2048, description="Defaults to the train resolution.")
+    train: int = Field(default=224, ge=8, le=MAX_RESOLUTION, description=f"Training image size in pixels (8 to {MAX_RESOLUTION}).")
+    eval: int | None = Field(default=None, ge=8, le=MAX_RESOLUTION, description=f"Evaluation image size (8 to {MAX_RESOLUTION}); defaults to the train resolution.")
 
     @property
     def eval_size(self) -> int:
@@ -87,9 +99,11 @@ class Resolution(Strict):
 class Scale(Strict):
     """Compound scaling applied on top of an architecture, e.g. to make a cheap proxy of a big network."""
 
-    width_mult: float = Field(default=1.0, gt=0, le=16)
-    depth_mult: float = Field(default=1.0, gt=0, le=16)
-    resolution: int | None = Field(default=None, ge=8, le=2048, description="Replaces both train and eval resolution.")
+    width_mult: float = Field(default=1.0, gt=0, le=16, description=(
+        f"Multiplies the architecture's width_mult (at most 16; every scaled width at most {MAX_WIDTH})."))
+    depth_mult: float = Field(default=1.0, gt=0, le=16, description=(
+        f"Multiplies the architecture's depth_mult (at most 16; at most {MAX_BLOCKS} blocks after scaling)."))
+    resolution: int | None = Field(default=None, ge=8, le=MAX_RESOLUTION, description=f"Replaces both train and eval resolution (8 to {MAX_RESOLUTION}).")
 
 
 @dataclass(frozen=True)
@@ -126,16 +140,19 @@ class ResolvedStage:
 
 class Architecture(Strict):
     schema_: str | None = SCHEMA_REF
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200, description="Label in tables and trial records (at most 200 characters).")
     description: str = ""
-    in_channels: int = Field(default=3, ge=1, le=64, description="Image channels: 1 for grayscale, 3 for RGB.")
-    stem_channels: int | None = Field(default=None, ge=1, description="Output of the 3x3 stride-2 stem; default: stages[0].in_channels.")
-    stages: list[Stage] = Field(min_length=1)
-    head_channels: int | None = Field(default=None, ge=1, description="Width of the final 1x1 conv; null: 4 x last stage's out_channels (torchvision V1).")
+    in_channels: int = Field(default=3, ge=1, le=64, description="Image channels: 1 for grayscale, 3 for RGB (at most 64).")
+    stem_channels: int | None = Field(default=None, ge=1, le=MAX_CHANNELS, description=(
+        f"Output of the 3x3 stride-2 stem (at most {MAX_CHANNELS}); default: stages[0].in_channels."))
+    stages: list[Stage] = Field(min_length=1, max_length=MAX_STAGES, description=f"1 to {MAX_STAGES} stages.")
+    head_channels: int | None = Field(default=None, ge=1, le=MAX_CHANNELS, description=(
+        f"Width of the final 1x1 conv (at most {MAX_CHANNELS}); null: 4 x last stage's out_channels (torchvision V1)."))
     dropout: float = Field(default=0.2, ge=0, lt=1, description="Dropout before the classifier.")
     stochastic_depth: StochasticDepth = StochasticDepth()
-    width_mult: float = Field(default=1.0, gt=0, le=16)
-    depth_mult: float = Field(default=1.0, gt=0, le=16)
+    width_mult: float = Field(default=1.0, gt=0, le=16, description=f"Width multiplier (at most 16; every scaled width at most {MAX_WIDTH}).")
+    depth_mult: float = Field(default=1.0, gt=0, le=16, description=(
+        f"Depth multiplier: each stage gets ceil(layers x depth_mult) blocks (at most 16; at most {MAX_BLOCKS} blocks in all)."))
     norm: Norm = Norm()
     activation: Literal[ACTIVATIONS] = "silu"  # type: ignore[valid-type]
     resolution: Resolution = Resolution()
@@ -151,7 +168,28 @@ class Architecture(Strict):
                 problems.append(f"stages[{i}].in_channels is {cur.in_channels} but stages[{i - 1}].out_channels is {prev.out_channels}")
         if problems:
             raise ValueError("\n".join(problems))
+        raise_at("Architecture", self.size_problems())
         return self
+
+    def size_problems(self) -> list[tuple[tuple, str]]:
+        """Where this network, after its own width and depth multipliers, exceeds MAX_BLOCKS or MAX_WIDTH.
+
+        Stage by stage, without listing the blocks, so that even 10^9 layers are refused at once."""
+        total = sum(scale_depth(s.layers, self.depth_mult) for s in self.stages)
+        if total > MAX_BLOCKS:
+            return [(("depth_mult",), f"{total:,} blocks after depth scaling (x{self.depth_mult:g}), more than the limit of "
+                                      f"{MAX_BLOCKS} (EfficientNetV2-L has 79): lower layers or depth_mult")]
+        widths = {"the stem": self.stem_width, "the head": self.head_width}
+        for i, stage in enumerate(self.stages):
+            out = self.channels(stage.out_channels)
+            widest_input = max(self.channels(stage.in_channels), out if scale_depth(stage.layers, self.depth_mult) > 1 else 0)
+            widths[f"the expanded width of stages[{i}]"] = make_divisible(widest_input * stage.expand)
+            widths[f"stages[{i}].out_channels"] = out
+        where, widest = max(widths.items(), key=lambda item: item[1])
+        if widest > MAX_WIDTH:
+            return [(("width_mult",), f"{where} is {widest:,} channels after width scaling (x{self.width_mult:g}), more than the "
+                                      f"limit of {MAX_WIDTH:,} (EfficientNet-B7's widest is 3,840): lower the widths or width_mult")]
+        return []
 
     # --- derived values -------------------------------------------------------------------------
 
@@ -201,7 +239,8 @@ class Architecture(Strict):
         return specs
 
     def scaled(self, scale: Scale | None) -> Architecture:
-        """This architecture with `scale` compounded onto its multipliers and resolution."""
+        """This architecture with `scale` compounded onto its multipliers and resolution (not validated: check
+        `size_problems()` of the result, as TrainJob does)."""
         if scale is None:
             return self
         update = {"width_mult": self.width_mult * scale.width_mult, "depth_mult": self.depth_mult * scale.depth_mult}

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from workbench.schema.common import Strict
+from workbench.schema.common import MAX_SEED, PathText, Strict
 
 # Validation-context key: a list that collects the fields a file may leave to the command line (`--set KEY=...`)
 # instead of failing on them. Only `workbench validate` passes it; running a study or a training never does.
@@ -18,22 +18,23 @@ GIVEN_AT_RUN_TIME = "given_at_run_time"
 
 
 class DatasetConfig(Strict):
-    name: str = Field(default="digits", min_length=1, description=(
+    name: str = Field(default="digits", min_length=1, max_length=100, description=(
         "Registry name: digits (scikit-learn's bundled 8x8 digits, offline), imagefolder (needs path), or a "
         "torchvision dataset such as CIFAR10, CIFAR100, MNIST, FashionMNIST, Flowers102, StanfordCars, Imagenette."))
-    root: str | None = Field(default=None, description="Folder holding torchvision dataset files; default ~/.cache/workbench/datasets.")
+    root: PathText | None = Field(default=None, description="Folder holding torchvision dataset files; default ~/.cache/workbench/datasets.")
     download: bool = Field(default=False, description="Let torchvision download missing files (needs internet).")
-    path: str | None = Field(default=None, validate_default=True,
+    path: PathText | None = Field(default=None, validate_default=True,
         description="imagefolder: a folder with train/ and val/ class folders, or one folder of class folders split by val_fraction.")
     val_fraction: float = Field(default=0.2, gt=0, lt=1,
         description="Share held out for validation where the source has no validation split (digits, single-folder imagefolder).")
-    split_seed: int = Field(default=0, ge=0, description="Seed of the stratified train/val split; independent of the training seed.")
+    split_seed: int = Field(default=0, ge=0, le=MAX_SEED - 1, description=(
+        f"Seed of the stratified train/val split (0 to {MAX_SEED - 1:,}); independent of the training seed."))
     on_bad_image: Literal["fail", "skip"] = Field(default="fail",
         description="An unreadable image file: stop with its path, or leave it out and warn.")
-    max_train_images: int | None = Field(default=None, ge=1,
-        description="Keep a fixed random subset of the training split (seeded by split_seed).")
-    max_val_images: int | None = Field(default=None, ge=1,
-        description="Keep a fixed random subset of the validation split (seeded by split_seed).")
+    max_train_images: int | None = Field(default=None, ge=1, le=10**9,
+        description="Keep a fixed random subset of the training split (seeded by split_seed; at most 10^9 images).")
+    max_val_images: int | None = Field(default=None, ge=1, le=10**9,
+        description="Keep a fixed random subset of the validation split (seeded by split_seed; at most 10^9 images).")
     disk_cache: bool = Field(default=True,
         description="Keep decoded uint8 tensors under ~/.cache/workbench/data (or $WORKBENCH_CACHE) for the next run.")
 

@@ -11,12 +11,19 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from workbench.schema.architecture import SCHEMA_REF, Architecture, Scale
-from workbench.schema.common import Strict
+from workbench.schema.architecture import MAX_RESOLUTION, MAX_STAGES, SCHEMA_REF, Architecture, Scale
+from workbench.schema.common import MAX_SEED, Strict, raise_at
 from workbench.schema.dataset import DatasetConfig
 
 Range = tuple[float, float]
 IntRange = tuple[int, int]
+
+# Upper bounds far beyond any published recipe (EfficientNet: 350 epochs, batch 4096 on TPUs; V2: 4 progressive
+# stages), so that a typo such as 10^9 epochs is named at once instead of planning a run that never ends.
+MAX_EPOCHS = 10_000
+MAX_BATCH = 65_536
+MAX_PROGRESSIVE_STAGES = 100
+MAX_WORKERS = 256
 
 
 def _ordered(pair: tuple, what: str) -> tuple:
@@ -40,13 +47,15 @@ class Schedule(Strict):
     name: Literal["cosine", "exponential", "plateau", "constant"] = Field(default="cosine", description=(
         "After warm-up: cosine to min_lr; exponential: x decay_rate every decay_epochs (automl: 0.97 every 2.4 "
         "epochs, staircase); plateau: x plateau_factor when val loss stalls; constant."))
-    warmup_epochs: float = Field(default=1.0, ge=0, description="Linear warm-up from warmup_start_factor x lr, counted in optimiser steps.")
+    warmup_epochs: float = Field(default=1.0, ge=0, le=MAX_EPOCHS, description=(
+        f"Linear warm-up from warmup_start_factor x lr, counted in optimiser steps (at most {MAX_EPOCHS:,} epochs)."))
     warmup_start_factor: float = Field(default=0.01, gt=0, le=1)
     min_lr: float = Field(default=0.0, ge=0, description="cosine floor and plateau floor.")
     decay_rate: float = Field(default=0.97, gt=0, le=1)
-    decay_epochs: float = Field(default=2.4, gt=0)
+    decay_epochs: float = Field(default=2.4, gt=0, le=MAX_EPOCHS, description=f"exponential: epochs between decays (at most {MAX_EPOCHS:,}).")
     plateau_factor: float = Field(default=0.1, gt=0, lt=1)
-    plateau_patience: int = Field(default=2, ge=0, description="Epochs without val-loss improvement before the lr drops.")
+    plateau_patience: int = Field(default=2, ge=0, le=MAX_EPOCHS, description=(
+        f"Epochs without val-loss improvement before the lr drops (at most {MAX_EPOCHS:,})."))
 
 
 class Augment(Strict):
@@ -58,8 +67,8 @@ class Augment(Strict):
     randaugment: int | None = Field(default=None, ge=0, le=30,
         description="RandAugment magnitude (0-30); null is off. Progressive learning sets it per stage.")
     randaugment_ops: int = Field(default=2, ge=1, le=14, description="RandAugment operations per image.")
-    mixup: float = Field(default=0.0, ge=0, description="MixUp alpha; 0 is off. Progressive learning sets it per stage.")
-    cutmix: float = Field(default=0.0, ge=0, description="CutMix alpha; 0 is off. With mixup too, each batch picks one of the two.")
+    mixup: float = Field(default=0.0, ge=0, le=100, description="MixUp alpha (at most 100); 0 is off. Progressive learning sets it per stage.")
+    cutmix: float = Field(default=0.0, ge=0, le=100, description="CutMix alpha (at most 100); 0 is off. With mixup too, each batch picks one of the two.")
 
     @field_validator("crop_scale")
     @classmethod
@@ -79,15 +88,16 @@ class Progressive(Strict):
     """
 
     enabled: bool = False
-    stages: int = Field(default=4, ge=1)
+    stages: int = Field(default=4, ge=1, le=MAX_PROGRESSIVE_STAGES, description=(
+        f"Training stages of equal epochs (at most {MAX_PROGRESSIVE_STAGES} and at most epochs; V2: 4)."))
     image_size: IntRange | None = Field(default=None,
         description=(
-            "[min, max] train size; null: [round(max*128/300), max] with max the architecture's train resolution (V2-S: 128 -> "
-            "300)."))
+            f"[min, max] train size in [8, {MAX_RESOLUTION}]; null: [round(max*128/300), max] with max the architecture's train "
+            "resolution (V2-S: 128 -> 300)."))
     dropout: Range = Field(default=(0.1, 0.3), description="Classifier dropout [min, max] (V2-S: 0.1 -> 0.3).")
     randaugment: IntRange | None = Field(default=(5, 15),
         description="RandAugment magnitude [min, max] (V2-S: 5 -> 15); null: no RandAugment in any stage.")
-    mixup: Range = Field(default=(0.0, 0.0), description="MixUp alpha [min, max] (V2-S: 0; V2-M 0 -> 0.2; V2-L 0 -> 0.4).")
+    mixup: Range = Field(default=(0.0, 0.0), description="MixUp alpha [min, max] in [0, 100] (V2-S: 0; V2-M 0 -> 0.2; V2-L 0 -> 0.4).")
     stochastic_depth: Range | None = Field(default=None,
         description="Stochastic-depth rate [min, max]; null: scaled with the dropout ramp up to the architecture's rate.")
     constant_image_size: bool = Field(default=False, description="Ablation: every stage trains at the max image size.")
@@ -102,8 +112,8 @@ class Progressive(Strict):
     @field_validator("image_size")
     @classmethod
     def _sizes(cls, v: IntRange | None) -> IntRange | None:
-        if v is not None and not (8 <= v[0] and v[1] <= 2048):
-            raise ValueError(f"image sizes must lie in [8, 2048], got {list(v)}")
+        if v is not None and not (8 <= v[0] and v[1] <= MAX_RESOLUTION):
+            raise ValueError(f"image sizes must lie in [8, {MAX_RESOLUTION}], got {list(v)}")
         return v
 
     @field_validator("dropout", "stochastic_depth")
@@ -123,20 +133,21 @@ class Progressive(Strict):
     @field_validator("mixup")
     @classmethod
     def _alphas(cls, v: Range) -> Range:
-        if v[0] < 0:
-            raise ValueError(f"mixup alphas must be >= 0, got {list(v)}")
+        if not (0 <= v[0] and v[1] <= 100):
+            raise ValueError(f"mixup alphas must lie in [0, 100], got {list(v)}")
         return v
 
 
 class EarlyStopping(Strict):
-    patience: int = Field(default=5, ge=1, description="Epochs without a val top-1 gain larger than min_delta before stopping.")
+    patience: int = Field(default=5, ge=1, le=MAX_EPOCHS, description=(
+        f"Epochs without a val top-1 gain larger than min_delta before stopping (at most {MAX_EPOCHS:,})."))
     min_delta: float = Field(default=0.0, ge=0, description="Smallest val top-1 gain (a fraction) that counts as improvement.")
 
 
 class Recipe(Strict):
     schema_: str | None = SCHEMA_REF
-    epochs: int = Field(default=15, ge=1)
-    batch_size: int = Field(default=64, ge=1)
+    epochs: int = Field(default=15, ge=1, le=MAX_EPOCHS, description=f"Training epochs (at most {MAX_EPOCHS:,}).")
+    batch_size: int = Field(default=64, ge=1, le=MAX_BATCH, description=f"Images per optimiser step (at most {MAX_BATCH:,}).")
     optimizer: Optimizer = Optimizer()
     schedule: Schedule = Schedule()
     label_smoothing: float = Field(default=0.1, ge=0, lt=1)
@@ -147,34 +158,37 @@ class Recipe(Strict):
             "instead; null is off. Its horizon of 1/(1 - decay) steps must be short against the run (0.999: thousands of steps)."))
     early_stopping: EarlyStopping | None = None
     grad_clip: float | None = Field(default=None, gt=0, description="Clip the gradient norm to this value; null is off.")
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, description=f"Seed of initialisation and data order (0 to {MAX_SEED:,}); a study sets it per trial.")
     progressive: Progressive = Progressive()
     init: Literal["scratch", "pretrained"] = Field(default="scratch",
         description=(
             "pretrained: torchvision ImageNet weights for preset architectures, read from the torch hub cache (never downloaded "
             "during training)."))
     freeze: Literal["none", "backbone"] | int = Field(default="none",
-        description="none; backbone (train the classifier only); or k: freeze the stem and the first k stages.")
+        description=f"none; backbone (train the classifier only); or k: freeze the stem and the first k stages (k <= {MAX_STAGES}).")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["auto", "bf16", "fp16", "off"] = Field(default="auto",
         description="CUDA mixed precision; auto: bf16 where supported, else fp16 with a GradScaler. Never on CPU.")
     channels_last: bool | None = Field(default=None, description="null: on for CUDA, off for CPU.")
-    num_workers: int | None = Field(default=None, ge=0,
-        description="DataLoader workers; null: 0 on CPU (bitwise reproducible), up to 8 on CUDA.")
+    num_workers: int | None = Field(default=None, ge=0, le=MAX_WORKERS,
+        description=f"DataLoader workers (at most {MAX_WORKERS}); null: 0 on CPU (bitwise reproducible), up to 8 on CUDA.")
 
     @field_validator("freeze", mode="before")
     @classmethod
     def _freeze(cls, v: Any) -> Any:
-        if isinstance(v, str) and v.isdigit():
+        if isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 3:
             v = int(v)
-        if v in ("none", "backbone") or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+        if isinstance(v, str) and v in ("none", "backbone"):
             return v
-        raise ValueError(f"freeze must be 'none', 'backbone' or a number of stages k >= 0, got {v!r}")
+        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_STAGES:
+            return v
+        shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:40] + "..."
+        raise ValueError(f"freeze must be 'none', 'backbone' or a number of stages k from 0 to {MAX_STAGES}, got {shown}")
 
     @model_validator(mode="after")
     def _stages_fit_epochs(self) -> Recipe:
         if self.progressive.enabled and self.progressive.stages > self.epochs:
-            raise ValueError(f"progressive.stages ({self.progressive.stages}) cannot exceed epochs ({self.epochs})")
+            raise_at("Recipe", [(("progressive", "stages"), f"progressive.stages ({self.progressive.stages}) cannot exceed epochs ({self.epochs})")])
         return self
 
 
@@ -185,6 +199,12 @@ class TrainJob(Strict):
     scale: Scale = Scale()
     recipe: Recipe = Field(default_factory=Recipe)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+
+    @model_validator(mode="after")
+    def _network_size(self) -> TrainJob:
+        # The architecture is within bounds on its own; the scale compounds onto its multipliers.
+        raise_at("TrainJob", [(("scale",) + loc, f"the scaled network: {message}") for loc, message in self.network.size_problems()])
+        return self
 
     @property
     def network(self) -> Architecture:

@@ -13,27 +13,33 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import Field, field_validator, model_validator
 
-from workbench.schema.architecture import BlockKind
-from workbench.schema.common import Strict
+from workbench.schema.architecture import (MAX_BLOCKS, MAX_CHANNELS, MAX_EXPAND, MAX_KERNEL, MAX_LAYERS, MAX_RESOLUTION,
+                                           MAX_STAGES, BlockKind)
+from workbench.schema.common import Strict, path_problem, raise_at
 
 Schedule = Literal["linear", "uniform", "power", "none"]
 # Stage fields a stage-count base cannot do without (a base architecture supplies them otherwise).
 REQUIRED_WITHOUT_BASE = ("block", "expand", "kernel", "layers", "out_channels", "stride")
-
-
-def raise_at(model: str, problems: list[tuple[tuple, str]]) -> None:
-    """Raise one validation error per (location, message): pydantic prefixes the enclosing path, so a
-    cross-field check still names `search.stages[2].stride` rather than just `search`."""
-    if problems:
-        raise ValidationError.from_exception_data(model, [
-            InitErrorDetails(type=PydanticCustomError("search_space", message), loc=loc, input=None)
-            for loc, message in problems])
+# Bounds of a design space, far beyond any real one (the shipped GPU space offers at most 5 values a choice and
+# allows 20,000 draws), so that no space takes long to list, draw from or cost:
+MAX_CHOICES = 256  # values of one list choice (a span lists at most MAX_CHANNELS or MAX_LAYERS values)
+MAX_TRIES = 100_000  # rejection sampling's draws
+# Rejection sampling also ends once it has costed this many blocks, each draw counted as its network's blocks plus
+# DRAW_OVERHEAD (drawing and validating one costs about as much as costing 50 blocks): about two seconds of work,
+# whatever the space and max_tries. The shipped spaces need under 10 % of it (V2-S's GPU space: 64 architectures in 568
+# draws, 51,000 blocks); a space that accepts 1 draw in 100 still finds 64 architectures within it.
+SAMPLING_BUDGET = 600_000
+DRAW_OVERHEAD = 50
+MAX_FLOPS = 1e15  # multiply-adds: V2-L at 480 px has 5.3e10
+MAX_PARAMS = 10**12  # V2-L has 1.2e8
+MAX_CLASSES = 100_000  # ImageNet-21k has 21,841
 
 
 def _distinct(values: list) -> list:
+    if len(values) > MAX_CHOICES:
+        raise ValueError(f"{len(values):,} values, more than the limit of {MAX_CHOICES}")
     duplicates = sorted({repr(v) for v in values if values.count(v) > 1})
     if duplicates:
         raise ValueError(f"duplicate values {', '.join(duplicates)}")
@@ -43,8 +49,8 @@ def _distinct(values: list) -> list:
 class IntSpan(Strict):
     """Every integer from min to max, both included."""
 
-    min: int = Field(ge=1)
-    max: int = Field(ge=1)
+    min: int = Field(ge=1, le=MAX_LAYERS, description=f"1 to {MAX_LAYERS}.")
+    max: int = Field(ge=1, le=MAX_LAYERS, description=f"1 to {MAX_LAYERS}.")
 
     @model_validator(mode="after")
     def _ordered(self) -> IntSpan:
@@ -59,9 +65,10 @@ class IntSpan(Strict):
 class ChannelSpan(Strict):
     """Every multiple of `divisor` from min to max."""
 
-    min: int = Field(ge=1)
-    max: int = Field(ge=1)
-    divisor: int = Field(default=8, ge=1, description="Channel counts are multiples of this (8 keeps torchvision's rounding a no-op).")
+    min: int = Field(ge=1, le=MAX_CHANNELS, description=f"1 to {MAX_CHANNELS}.")
+    max: int = Field(ge=1, le=MAX_CHANNELS, description=f"1 to {MAX_CHANNELS}.")
+    divisor: int = Field(default=8, ge=1, le=MAX_CHANNELS, description=(
+        "Channel counts are multiples of this (8 keeps torchvision's rounding a no-op)."))
 
     @model_validator(mode="after")
     def _not_empty(self) -> ChannelSpan:
@@ -89,13 +96,19 @@ def _values_or_span(value: Any, span: type[Strict]) -> Any:
         return span.model_validate(value)
     if not isinstance(value, list):
         keys = "min, max and divisor" if span is ChannelSpan else "min and max"
-        raise ValueError(f"expected a list of values or an object with {keys}, got {value!r}")
+        raise ValueError(f"expected a list of values or an object with {keys}, got {_short(value)}")
     if not value:
         raise ValueError("needs at least one value")
-    bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int) or v < 1]
+    top = MAX_LAYERS if span is IntSpan else MAX_CHANNELS
+    bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= top]
     if bad:
-        raise ValueError(f"values must be integers >= 1, got {bad}")
+        raise ValueError(f"values must be integers from 1 to {top}, got {_short(bad)}")
     return _distinct(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _choice_values(choice: Any) -> list | None:
@@ -107,12 +120,16 @@ def _choice_values(choice: Any) -> list | None:
 class StageChoices(Strict):
     """Choices for one stage. A field left out keeps the base architecture's value; a one-value list fixes it."""
 
-    block: list[BlockKind] | None = Field(default=None, min_length=1)
-    expand: list[float] | None = Field(default=None, min_length=1, description="Expansion ratios (each >= 1).")
-    kernel: list[int] | None = Field(default=None, min_length=1, description="Odd kernel sizes.")
-    layers: Layers | None = Field(default=None, description='A list of block counts, or {"min": 1, "max": 4}.')
-    out_channels: Channels | None = Field(default=None, description='A list, or {"min": 16, "max": 64, "divisor": 8}.')
-    se: list[bool] | None = Field(default=None, min_length=1, description="Squeeze-excitation on (search.se_ratio) or off.")
+    block: list[BlockKind] | None = Field(default=None, min_length=1, max_length=2)
+    expand: list[float] | None = Field(default=None, min_length=1, max_length=MAX_CHOICES, description=(
+        f"Expansion ratios (each from 1 to {MAX_EXPAND}; at most {MAX_CHOICES} values)."))
+    kernel: list[int] | None = Field(default=None, min_length=1, max_length=MAX_CHOICES, description=(
+        f"Odd kernel sizes (at most {MAX_KERNEL}; at most {MAX_CHOICES} values)."))
+    layers: Layers | None = Field(default=None, description=(
+        f'A list of block counts (each 1 to {MAX_LAYERS}, at most {MAX_CHOICES} values), or {{"min": 1, "max": 4}}.'))
+    out_channels: Channels | None = Field(default=None, description=(
+        f'A list (each 1 to {MAX_CHANNELS}, at most {MAX_CHOICES} values), or {{"min": 16, "max": 64, "divisor": 8}}.'))
+    se: list[bool] | None = Field(default=None, min_length=1, max_length=2, description="Squeeze-excitation on (search.se_ratio) or off.")
     stride: Literal[1, 2] | None = Field(default=None, description="Fixed, not searched; required when search.base is a stage count.")
 
     @field_validator("block", "se")
@@ -126,7 +143,10 @@ class StageChoices(Strict):
         if values is not None:
             bad = [v for v in values if v < 1]
             if bad:
-                raise ValueError(f"expansion ratios must be >= 1, got {bad}")
+                raise ValueError(f"expansion ratios must be >= 1, got {_short(bad)}")
+            bad = [v for v in values if v > MAX_EXPAND]
+            if bad:
+                raise ValueError(f"expansion ratios must be at most {MAX_EXPAND}, got {_short(bad)}")
             _distinct(values)
         return values
 
@@ -136,7 +156,10 @@ class StageChoices(Strict):
         if values is not None:
             bad = [k for k in values if k < 1 or k % 2 == 0]
             if bad:
-                raise ValueError(f"kernels must be odd and positive, got {bad}")
+                raise ValueError(f"kernels must be odd and positive, got {_short(bad)}")
+            bad = [k for k in values if k > MAX_KERNEL]
+            if bad:
+                raise ValueError(f"kernels must be at most {MAX_KERNEL}, got {_short(bad)}")
             _distinct(values)
         return values
 
@@ -151,11 +174,12 @@ class StageChoices(Strict):
 
 
 class GlobalChoices(Strict):
-    stem_channels: Channels | None = Field(default=None, description="Width of the stem (and stages[0].in_channels); required when search.base is a stage count.")
-    head_channels: Channels | None = Field(default=None, description="Width of the final 1x1 conv.")
-    stochastic_depth_schedule: list[Schedule] | None = Field(default=None, min_length=1)
-    stochastic_depth_rate: list[float] | None = Field(default=None, min_length=1)
-    dropout: list[float] | None = Field(default=None, min_length=1, description="Classifier dropout.")
+    stem_channels: Channels | None = Field(default=None, description=(
+        f"Width of the stem (and stages[0].in_channels; 1 to {MAX_CHANNELS}); required when search.base is a stage count."))
+    head_channels: Channels | None = Field(default=None, description=f"Width of the final 1x1 conv (1 to {MAX_CHANNELS}).")
+    stochastic_depth_schedule: list[Schedule] | None = Field(default=None, min_length=1, max_length=4)
+    stochastic_depth_rate: list[float] | None = Field(default=None, min_length=1, max_length=MAX_CHOICES)
+    dropout: list[float] | None = Field(default=None, min_length=1, max_length=MAX_CHOICES, description="Classifier dropout.")
 
     @field_validator("stochastic_depth_rate", "dropout")
     @classmethod
@@ -163,7 +187,7 @@ class GlobalChoices(Strict):
         if values is not None:
             bad = [v for v in values if not 0 <= v < 1]
             if bad:
-                raise ValueError(f"rates must lie in [0, 1), got {bad}")
+                raise ValueError(f"rates must lie in [0, 1), got {_short(bad)}")
             _distinct(values)
         return values
 
@@ -180,8 +204,8 @@ class GlobalChoices(Strict):
 
 
 class Bounds(Strict):
-    min: float | None = Field(default=None, ge=0)
-    max: float | None = Field(default=None, gt=0)
+    min: float | None = Field(default=None, ge=0, le=MAX_FLOPS, description=f"0 to {MAX_FLOPS:.0e}.")
+    max: float | None = Field(default=None, ge=1, le=MAX_FLOPS, description=f"1 to {MAX_FLOPS:.0e}.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Bounds:
@@ -196,9 +220,12 @@ class Constraints(Strict):
     """Checked on the network as trained (after the study's scale) with the analytic cost model, before training."""
 
     flops: Bounds | None = Field(default=None, description="Multiply-adds range, e.g. {\"min\": 2e6, \"max\": 6e6}.")
-    max_params: int | None = Field(default=None, ge=1)
-    resolution: int | None = Field(default=None, ge=8, le=2048, description="Input size of the count; default: the network's eval resolution.")
-    num_classes: int = Field(default=1000, ge=1, description="Classifier width of the count (workbench flops --num-classes); the dataset's class count makes it the trained network's.")
+    max_params: int | None = Field(default=None, ge=1, le=MAX_PARAMS, description=f"1 to {MAX_PARAMS:.0e}.")
+    resolution: int | None = Field(default=None, ge=8, le=MAX_RESOLUTION, description=(
+        f"Input size of the count (8 to {MAX_RESOLUTION}); default: the network's eval resolution."))
+    num_classes: int = Field(default=1000, ge=1, le=MAX_CLASSES, description=(
+        f"Classifier width of the count (workbench flops --num-classes; at most {MAX_CLASSES:,}); the dataset's class "
+        "count makes it the trained network's."))
 
     def violations(self, params: int, flops: int) -> dict[str, float]:
         """Relative excess over each bound: > 0 means violated (Optuna's constraint convention)."""
@@ -215,27 +242,36 @@ class Constraints(Strict):
 class Reward(Strict):
     """EfficientNet's NAS objective ACC(m) x [FLOPS(m)/T]^w, reported every epoch as `reward`."""
 
-    target_flops: float | None = Field(default=None, gt=0, description="T; default: constraints.flops.max.")
-    weight: float = Field(default=-0.07, le=0, description="w: -0.07 in EfficientNet (MnasNet's soft constraint).")
+    target_flops: float | None = Field(default=None, ge=1, le=MAX_FLOPS, description=f"T (1 to {MAX_FLOPS:.0e}); default: constraints.flops.max.")
+    weight: float = Field(default=-0.07, ge=-2, le=0, description=(
+        "w, from -2 to 0: -0.07 in EfficientNet (MnasNet's soft constraint), -1 MnasNet's hard one."))
 
 
 class SearchSpace(Strict):
-    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.+-]+$", description="Design-space label (the EDF groups by it); default: the study's name.")
-    base: str | int = Field(description="Base architecture JSON (relative to the study file), or a stage count when every stage's choices are complete.")
-    stages: list[StageChoices] = Field(min_length=1, description="One entry per stage of the base, in order.")
+    name: str | None = Field(default=None, max_length=100, pattern=r"^[A-Za-z0-9_.+-]+$", description=(
+        "Design-space label (the EDF groups by it); default: the study's name."))
+    base: str | int = Field(description=(
+        f"Base architecture JSON (relative to the study file), or a stage count (1 to {MAX_STAGES}) when every stage's "
+        "choices are complete."))
+    stages: list[StageChoices] = Field(min_length=1, max_length=MAX_STAGES, description="One entry per stage of the base, in order.")
     global_: GlobalChoices = Field(default_factory=GlobalChoices, alias="global")
     se_ratio: float = Field(default=0.25, gt=0, le=1, description="Squeeze-excitation ratio of a stage whose se choice is true.")
     constraints: Constraints = Field(default_factory=Constraints)
     reward: Reward = Field(default_factory=Reward)
-    max_tries: int = Field(default=20000, ge=1, description="Rejection sampling: draws allowed to find num_samples architectures within the constraints.")
+    max_tries: int = Field(default=20000, ge=1, le=MAX_TRIES, description=(
+        f"Rejection sampling: draws allowed to find num_samples architectures within the constraints (at most "
+        f"{MAX_TRIES:,}). Sampling also ends once it has costed {SAMPLING_BUDGET:,} blocks, each draw counting "
+        f"{DRAW_OVERHEAD} more (about two seconds; some 10,000 draws of a small proxy, 1,100 of a {MAX_BLOCKS}-block network)."))
 
     @field_validator("base")
     @classmethod
     def _base(cls, base: str | int) -> str | int:
-        if isinstance(base, int) and base < 1:
-            raise ValueError("a stage count must be >= 1")
+        if isinstance(base, int) and not 1 <= base <= MAX_STAGES:
+            raise ValueError(f"a stage count must lie in [1, {MAX_STAGES}]")
         if isinstance(base, str) and not base.strip():
             raise ValueError("give an architecture path or a stage count")
+        if isinstance(base, str) and path_problem(base):
+            raise ValueError(path_problem(base))
         return base
 
     @model_validator(mode="after")

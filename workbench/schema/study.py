@@ -6,37 +6,80 @@ study file.
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from workbench.schema.architecture import SCHEMA_REF, Scale
-from workbench.schema.common import Strict
+from workbench.schema.common import MAX_SEED, PathText, Strict, path_problem, raise_at
 from workbench.schema.dataset import DatasetConfig
-from workbench.schema.recipe import Recipe
-from workbench.schema.search import SearchSpace, raise_at
+from workbench.schema.recipe import MAX_EPOCHS, Recipe
+from workbench.schema.search import SearchSpace
 
 # Dotted keys in a variant's override or a search space address these parts of a trial's job; a key with
 # any other first part addresses the architecture (e.g. "stages.3.block").
 JOB_PARTS = ("recipe", "scale", "dataset", "architecture")
+# A study plans at most MAX_TRIALS trials (checked from the counts before anything is expanded): the shipped ones
+# plan 9 to 64, and 500 trials of a minute each are already 8 hours of one device. Its searched dimensions (search
+# choices with two or more values, plus `space`) number at most MAX_SPACE_KEYS: a full per-stage space around a
+# 7-stage network has 47. Both bound the dry run's trial table (one column per dimension) to a few seconds.
+MAX_TRIALS = 500
+MAX_VARIANTS = 100
+MAX_SPACE_KEYS = 64
+MAX_KEY = 200  # characters of a dotted key in a space or an override
+MAX_VALUE_JSON = 1000  # characters of one hyper-parameter value, written as JSON
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.+-]+$")]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
+def _folder_name(name: str) -> str:
+    if name in (".", ".."):
+        raise ValueError(f"{name!r} is not a folder of its own; use letters or digits")
+    return name
 
 
 class Variant(Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$", description="Short label used in tables and trial folder names.")
-    architecture: str = Field(description="Architecture JSON, relative to the study file.")
-    override: dict[str, Any] = Field(default_factory=dict, description=(
+    name: Name = Field(description="Short label used in tables and trial folder names (letters, digits, _.+-; at most 100).")
+    architecture: PathText = Field(description="Architecture JSON, relative to the study file.")
+    override: dict[str, Any] = Field(default_factory=dict, max_length=MAX_SPACE_KEYS, description=(
         'Dotted paths changed for this variant: "stages.3.block": "fused_mbconv" edits the architecture; '
         '"recipe.progressive.enabled": false, "scale.resolution": 64 or "dataset.name" edit the rest of the job.'))
+
+    @field_validator("name")
+    @classmethod
+    def _own_folder(cls, name: str) -> str:
+        return _folder_name(name)
+
+    @field_validator("override")
+    @classmethod
+    def _short_keys(cls, override: dict[str, Any]) -> dict[str, Any]:
+        long = [key for key in override if len(key) > MAX_KEY]
+        if long:
+            raise ValueError(f"key {long[0][:60]!r}... is longer than {MAX_KEY} characters")
+        return override
 
 
 class Param(Strict):
     """One searched dimension (Ray Tune's sampling functions)."""
 
     type: Literal["grid", "choice", "uniform", "loguniform", "randint"]
-    values: list[Any] | None = Field(default=None, description="grid and choice: the candidate values.")
-    low: float | None = None
-    high: float | None = Field(default=None, description="uniform/loguniform: upper bound; randint: exclusive upper bound.")
+    values: list[Any] | None = Field(default=None, max_length=MAX_TRIALS, description=(
+        f"grid and choice: the candidate values (at most {MAX_TRIALS:,})."))
+    low: float | None = Field(default=None, description="uniform/loguniform/randint: lower bound (randint: a whole number).")
+    high: float | None = Field(default=None, description=(
+        "uniform/loguniform: upper bound; randint: exclusive upper bound (a whole number)."))
+
+    @field_validator("values")
+    @classmethod
+    def _short_values(cls, values: list[Any] | None) -> list[Any] | None:
+        # A value is a number, a name or a small list: each becomes a cell of the dry run's trial table.
+        long = [i for i, v in enumerate(values or ()) if len(json.dumps(v, default=str)) > MAX_VALUE_JSON]
+        if long:
+            raise ValueError(f"values{long[:5]} are longer than {MAX_VALUE_JSON} characters of JSON each")
+        return values
 
     @model_validator(mode="after")
     def _complete(self) -> Param:
@@ -48,45 +91,58 @@ class Param(Strict):
                 raise ValueError(f"{self.type} needs low and high")
             if self.low >= self.high:
                 raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+            if not math.isfinite(self.high - self.low):
+                raise ValueError(f"low ({self.low:g}) to high ({self.high:g}) is too wide a range to sample")
             if self.type == "loguniform" and self.low <= 0:
                 raise ValueError("loguniform needs low > 0")
+            if self.type == "randint" and not (self.low.is_integer() and self.high.is_integer()):
+                raise ValueError(f"randint needs whole numbers, got low {self.low:g} and high {self.high:g}")
         return self
 
 
 class Scheduler(Strict):
     name: Literal["fifo", "asha"] = "fifo"
-    grace_period: int = Field(default=1, ge=1, description="asha: epochs every trial runs before it can be stopped.")
-    reduction_factor: float = Field(default=3.0, gt=1, description="asha: keep the top 1/reduction_factor at each rung.")
+    grace_period: int = Field(default=1, ge=1, le=MAX_EPOCHS, description=(
+        f"asha: epochs every trial runs before it can be stopped (at most {MAX_EPOCHS:,})."))
+    reduction_factor: float = Field(default=3.0, gt=1, le=100, description="asha: keep the top 1/reduction_factor at each rung (at most 100).")
 
 
 class Resources(Strict):
-    cpus: float = Field(default=1.0, gt=0, description="CPU cores per trial (also its torch thread count).")
-    gpus: float = Field(default=0.0, ge=0, description="GPUs per trial; fractions share one GPU between trials (0.25: four at once).")
+    cpus: float = Field(default=1.0, gt=0, le=1024, description="CPU cores per trial (also its torch thread count; at most 1024).")
+    gpus: float = Field(default=0.0, ge=0, le=64, description=(
+        "GPUs per trial (at most 64); fractions share one GPU between trials (0.25: four at once)."))
 
 
 class Study(Strict):
     schema_: str | None = SCHEMA_REF
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$", description="Also the results folder: results/<name>/.")
+    name: Name = Field(description="Also the results folder: results/<name>/ (letters, digits, _.+-; at most 100).")
     description: str = ""
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     recipe: Recipe | str = Field(default_factory=Recipe, description="Inline recipe, or a recipe JSON path relative to the study file.")
     scale: Scale = Field(default_factory=Scale, description="Compound scaling applied to every variant (a cheap proxy of a big network).")
-    variants: list[Variant] = Field(default_factory=list, description="The compared architectures; may be empty when `search` samples them.")
+    variants: list[Variant] = Field(default_factory=list, max_length=MAX_VARIANTS, description=(
+        f"The compared architectures (at most {MAX_VARIANTS}); may be empty when `search` samples them."))
     baseline: str | None = Field(default=None, description="Variant the others are compared against; default: the first.")
-    seeds: list[int] = Field(default=[0], min_length=1, description="Each variant x hyper-parameter point runs once per seed.")
-    space: dict[str, Param] = Field(default_factory=dict, description='Hyper-parameter search space by dotted path, e.g. "recipe.optimizer.lr".')
+    seeds: list[Seed] = Field(default=[0], min_length=1, max_length=MAX_TRIALS, description=(
+        f"Each variant x hyper-parameter point runs once per seed (0 to {MAX_SEED:,}). The study plans at most "
+        f"{MAX_TRIALS:,} trials: variants x grid points x num_samples (when a dimension is sampled) x seeds."))
+    space: dict[str, Param] = Field(default_factory=dict, max_length=MAX_SPACE_KEYS, description=(
+        f'Hyper-parameter search space by dotted path, e.g. "recipe.optimizer.lr" (at most {MAX_SPACE_KEYS} dimensions).'))
     algorithm: Literal["grid", "random", "optuna"] = Field(default="grid", description=(
         "grid: every grid point (choice/uniform/... dimensions are sampled num_samples times); random: the same with "
         "only sampled dimensions; optuna: TPE through Ray Tune's OptunaSearch (one variant and one seed)."))
-    num_samples: int = Field(default=1, ge=1, description="Samples of the non-grid dimensions per variant x seed x grid point.")
-    sample_seed: int = Field(default=0, ge=0, description="Seed of the hyper-parameter sampler, so a re-run draws the same trials.")
+    num_samples: int = Field(default=1, ge=1, le=MAX_TRIALS, description=(
+        f"Samples of the non-grid dimensions per variant x seed x grid point; a search: architectures (at most {MAX_TRIALS:,})."))
+    sample_seed: int = Field(default=0, ge=0, le=MAX_SEED, description=(
+        f"Seed of the hyper-parameter sampler, so a re-run draws the same trials (0 to {MAX_SEED:,})."))
     scheduler: Scheduler = Field(default_factory=Scheduler)
-    metric: str = Field(default="val_top1", description="Reported metric that ranks trials and drives asha/optuna.")
+    metric: str = Field(default="val_top1", min_length=1, max_length=100, description="Reported metric that ranks trials and drives asha/optuna.")
     mode: Literal["max", "min"] = "max"
     resources: Resources = Field(default_factory=Resources)
-    max_concurrent_trials: int | None = Field(default=None, ge=1, description="Default: as many as the resources allow.")
-    max_failures: int = Field(default=0, ge=0, description="Times Ray retries a trial that raised (from its last checkpoint).")
-    storage_path: str = Field(default="results", description="Parent folder of results/<name>/; a shared path for multi-node clusters.")
+    max_concurrent_trials: int | None = Field(default=None, ge=1, le=MAX_TRIALS, description="Default: as many as the resources allow.")
+    max_failures: int = Field(default=0, ge=0, le=100, description="Times Ray retries a trial that raised (from its last checkpoint; at most 100).")
+    storage_path: PathText = Field(default="results", min_length=1, description=(
+        "Parent folder of results/<name>/; a shared path for multi-node clusters."))
     search: SearchSpace | None = Field(default=None, description=(
         "Architecture search: sample num_samples architectures from this design space (algorithm random: rejection "
         "sampling under the constraints; optuna: TPE) instead of listing variants."))
@@ -98,35 +154,71 @@ class Study(Strict):
             return {**data, "algorithm": "random"}
         return data
 
+    @field_validator("name")
+    @classmethod
+    def _own_folder(cls, name: str) -> str:
+        return _folder_name(name)
+
+    @field_validator("recipe")
+    @classmethod
+    def _recipe_path(cls, recipe: Recipe | str) -> Recipe | str:
+        if isinstance(recipe, str) and path_problem(recipe):  # checked here: a PathText member would double every union error
+            raise ValueError(path_problem(recipe))
+        return recipe
+
     @field_validator("space")
     @classmethod
     def _known_parts(cls, space: dict[str, Param]) -> dict[str, Param]:
         for key in space:
             if not key or key.startswith(".") or key.endswith("."):
-                raise ValueError(f"space key {key!r} is not a dotted path")
+                raise ValueError(f"space key {key[:MAX_KEY]!r} is not a dotted path")
+            if len(key) > MAX_KEY:
+                raise ValueError(f"space key {key[:60]!r}... is longer than {MAX_KEY} characters")
         return space
 
     @model_validator(mode="after")
     def _consistent(self) -> Study:
         names = [v.name for v in self.variants]
         duplicates = sorted({n for n in names if names.count(n) > 1})
+        problems: list[tuple[tuple, str]] = []
         if duplicates:
-            raise ValueError(f"variants: duplicate names {duplicates}")
+            problems.append((("variants",), f"duplicate names {duplicates}"))
         if self.baseline is not None and self.baseline not in names:
-            raise ValueError(f"baseline {self.baseline!r} is not a variant name (variants: {names})")
+            problems.append((("baseline",), f"baseline {self.baseline!r} is not a variant name (variants: {names})"))
         if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError("seeds: duplicates")
+            problems.append((("seeds",), "duplicates"))
+        raise_at("Study", problems)
         self._search_consistent()
+        self._trials_bounded()
+        problems = []
         if self.algorithm == "optuna":
             if not self.space and self.search is None:
-                raise ValueError("optuna needs a search space (space)")
+                problems.append((("space",), "optuna needs a search space (space)"))
             if any(p.type == "grid" for p in self.space.values()):
-                raise ValueError("optuna cannot search grid dimensions; use choice")
+                problems.append((("space",), "optuna cannot search grid dimensions; use choice"))
             if len(self.variants) > 1 or len(self.seeds) > 1:
-                raise ValueError("optuna samples adaptively within one variant and one seed; split the study per variant/seed")
+                problems.append((("algorithm",), "optuna samples adaptively within one variant and one seed; split the study per variant/seed"))
         if self.algorithm == "random" and any(p.type == "grid" for p in self.space.values()):
-            raise ValueError("random search samples every dimension; use choice instead of grid, or algorithm grid")
+            problems.append((("space",), "random search samples every dimension; use choice instead of grid, or algorithm grid"))
+        raise_at("Study", problems)
         return self
+
+    def planned_trials(self) -> int:
+        """How many trials expanding this study makes, counted without expanding it (optuna: num_samples)."""
+        if self.algorithm == "optuna":
+            return self.num_samples
+        if self.search is not None:
+            return self.num_samples * len(self.seeds)
+        grid = math.prod(len(p.values or ()) for p in self.space.values() if p.type == "grid")
+        sampled = any(p.type != "grid" for p in self.space.values())
+        return len(self.variants) * grid * (self.num_samples if sampled else 1) * len(self.seeds)
+
+    def _trials_bounded(self) -> None:
+        planned = self.planned_trials()
+        if planned > MAX_TRIALS:
+            where = "num_samples" if self.search is not None or self.algorithm == "optuna" else "space" if self.space else "seeds"
+            raise_at("Study", [((where,), f"the study would plan {planned:,} trials, more than the limit of {MAX_TRIALS:,} "
+                                          "(variants x grid points x num_samples x seeds): split it or sample fewer")])
 
     def _search_consistent(self) -> None:
         problems: list[tuple[tuple, str]] = []
@@ -143,6 +235,10 @@ class Study(Strict):
         if self.algorithm == "grid":
             problems.append((("algorithm",), "a search samples architectures: random (rejection sampling) or optuna (TPE)"))
         searched = {key for key, _ in self.search.dimensions()}
+        dimensions = len(self.search.searched()) + len(self.space)
+        if dimensions > MAX_SPACE_KEYS:
+            problems.append((("search", "stages"), f"{dimensions} searched dimensions (choices of two or more values, and space), "
+                                                   f"more than the limit of {MAX_SPACE_KEYS}"))
         problems += [(("space", key), "also a search choice; declare it in one place") for key in self.space
                      if key in searched or (key.startswith("architecture.") and key.removeprefix("architecture.") in searched)]
         if self.metric == "reward" and self.search.target_flops is None:
@@ -165,4 +261,7 @@ def split_key(key: str) -> tuple[str, str]:
 def resolve_path(study_file: str | Path, relative: str) -> Path:
     """Paths in a study are relative to the study file; fall back to the working directory."""
     candidate = Path(study_file).parent / relative
-    return candidate if candidate.exists() or not Path(relative).exists() else Path(relative)
+    try:
+        return candidate if candidate.exists() or not Path(relative).exists() else Path(relative)
+    except (OSError, ValueError):  # too long, a NUL byte: read_json says which, naming the file
+        return candidate

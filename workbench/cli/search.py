@@ -81,16 +81,18 @@ def print_samples(study_file: str, study, folder: Path) -> None:
               "(after the study's scale)[/]")
     if report.exhausted:
         out.print(f"[red]only {report.accepted} of {study.num_samples} architectures within the constraints after "
-                  f"{report.draws} draws[/]: widen the constraints or raise search.max_tries")
+                  f"{report.draws} draws[/]: widen the constraints or "
+                  + ("narrow the layers choices (the sampling budget is spent)" if report.budget_spent else "raise search.max_tries"))
 
 
 def _samples_table(study, label: str, candidates, networks, folder: Path):
+    from rich.markup import escape
     from rich.table import Table
 
     from workbench.study import ledger
 
     sampler = "rejection sampling" if study.algorithm == "random" else "random preview; optuna proposes while it runs"
-    table = Table(title=f"{study.name}: {len(candidates)} architectures sampled from design space '{label}' ({sampler}) → {folder}/")
+    table = Table(title=f"{study.name}: {len(candidates)} architectures sampled from design space '{label}' ({sampler}) → {escape(str(folder))}/")
     divisor, unit = flops_unit([c.flops for c in candidates])
     stages = max((len(n.stages) for n in networks), default=0)
     for col in ["id", *(f"stage {i + 1}" for i in range(stages)), "head", "res", "params", unit, "status"]:

@@ -93,6 +93,7 @@ def _print_comparison(folder: Path, metric: str) -> None:
 
 
 def print_trial_table(study, trials, folder: Path) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from workbench.complexity import analytic_cost
@@ -100,7 +101,7 @@ def print_trial_table(study, trials, folder: Path) -> None:
     from workbench.study import ledger
 
     table = Table(title=f"{study.name}: {len(trials)} trials ({study.algorithm}, scheduler {study.scheduler.name}, "
-                        f"{study.resources.cpus:g} CPU + {study.resources.gpus:g} GPU per trial) → {folder}/")
+                        f"{study.resources.cpus:g} CPU + {study.resources.gpus:g} GPU per trial) → {escape(str(folder))}/")
     hp_keys = sorted({k for t in trials for k in t.hparams})
     for col in ["trial", "variant", "seed", *hp_keys, "resolution", "params", "MFLOPs", "status"]:
         table.add_column(col, justify="right" if col in ("seed", "resolution", "params", "MFLOPs") else "left")
@@ -108,7 +109,7 @@ def print_trial_table(study, trials, folder: Path) -> None:
         job = TrainJob.model_validate(t.job)
         net = job.network
         cost = analytic_cost(net, net.resolution.train, num_classes=0)
-        table.add_row(t.trial_id, t.variant, str(t.seed), *(_short(t.hparams.get(k)) for k in hp_keys), str(net.resolution.train),
+        table.add_row(t.trial_id, t.variant, str(t.seed), *(escape(_short(t.hparams.get(k))) for k in hp_keys), str(net.resolution.train),
                       millions(cost.params), f"{cost.flops / 1e6:,.1f}", ledger.status_of(folder, t.trial_id)["status"])
     out = console()
     out.print(table)

@@ -27,8 +27,9 @@ from typing import Any
 from workbench.complexity import analytic_cost
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.schema.architecture import Architecture, Scale
-from workbench.schema.common import read_json, validation_errors
+from workbench.schema.common import field_path, read_json, validation_errors
 from workbench.schema.overrides import set_path
+from workbench.schema.search import DRAW_OVERHEAD, SAMPLING_BUDGET
 from workbench.schema.study import Study, resolve_path
 from workbench.study import ledger
 from workbench.study.trials import TrialSpec, _assign, _validated, sample, study_job
@@ -38,6 +39,7 @@ SEARCH_FILE = "search.json"
 # The objective value told to Optuna for an infeasible proposal. TPE ranks infeasible trials by their constraint
 # violation, not by this value; it only has to be a number, and the worst one if anything else ever reads it.
 PENALTY = {"max": -1e9, "min": 1e9}
+GROWING = ("layers", "out_channels", "expand", "stem_channels", "head_channels")  # choices whose larger values make a larger network
 
 
 def nas_reward(accuracy: float, flops: float, target_flops: float, weight: float = -0.07) -> float:
@@ -72,6 +74,7 @@ class Candidate:
     params: int
     flops: int
     violations: dict[str, float]
+    blocks: int = 0  # after scaling: what costing it took
 
     @property
     def within_budget(self) -> bool:
@@ -101,6 +104,11 @@ class SamplingReport:
     duplicates: int = 0
     rejected: Counter = field(default_factory=Counter)  # constraint name -> draws that violated it
     exhausted: bool = False
+    work: int = 0  # blocks costed, plus DRAW_OVERHEAD a draw: sampling stops at SAMPLING_BUDGET
+
+    @property
+    def budget_spent(self) -> bool:
+        return self.work >= SAMPLING_BUDGET
 
     def count(self, candidate: Candidate) -> None:
         self.draws += 1
@@ -118,12 +126,13 @@ class SamplingReport:
     def as_dict(self) -> dict[str, Any]:
         return {"sampler": self.sampler, "draws": self.draws, "within_budget": self.within_budget, "accepted": self.accepted,
                 "duplicates": self.duplicates, "rejected": dict(self.rejected), "acceptance_rate": self.acceptance_rate,
-                "max_tries": self.max_tries, "exhausted": self.exhausted}
+                "max_tries": self.max_tries, "exhausted": self.exhausted, "blocks_costed": self.work}
 
     def line(self) -> str:
         rejected = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in sorted(self.rejected.items())) or "none"
+        spent = f" · sampling budget of {SAMPLING_BUDGET:,} blocks costed spent" if self.budget_spent else ""
         return (f"{self.sampler} sampling: {self.accepted} architectures from {self.draws} draws · acceptance rate "
-                f"{self.acceptance_rate:.1%} · rejected: {rejected} · duplicates skipped: {self.duplicates}")
+                f"{self.acceptance_rate:.1%} · rejected: {rejected} · duplicates skipped: {self.duplicates}{spent}")
 
 
 class SearchContext:
@@ -139,6 +148,7 @@ class SearchContext:
         self.searched = [key for key, values in self.dimensions if len(values) > 1]
         self.hparam_keys = sorted(study.space)
         self.base_job = study_job(study, self._base_architecture())
+        self._check_largest()
 
     # --- the base -----------------------------------------------------------------------------------------
 
@@ -156,6 +166,12 @@ class SearchContext:
             message = f"{len(self.space.stages)} entries but the base {self.base_file} has {stages} stages (one entry per stage)"
             raise ConfigError(self.study_file, [("search.stages", message)])
         return {k: v for k, v in data.items() if k != "$schema"}
+
+    def _check_largest(self) -> None:
+        """Refuse a space whose largest point (every layers, channels and expansion choice at its largest) is too big,
+        before any draw: every other point is smaller in blocks and widths, so no draw then fails on size."""
+        largest = {key: max(values) for key, values in self.dimensions if key.rsplit(".", 1)[-1] in GROWING}
+        self._network({**self.base_job, "architecture": self.architecture(largest)}, largest, "the largest network of the space")
 
     def _skeleton(self) -> dict[str, Any]:
         """A stage-count base: every field comes from the choices; the first value of each stands in until then."""
@@ -196,20 +212,25 @@ class SearchContext:
         network = self._network(job, choices)
         constraints = self.space.constraints
         cost = analytic_cost(network, constraints.resolution, constraints.num_classes)
-        return Candidate(choices, hparams, job, cost.params, cost.flops, constraints.violations(cost.params, cost.flops))
+        return Candidate(choices, hparams, job, cost.params, cost.flops, constraints.violations(cost.params, cost.flops),
+                         sum(stage.blocks for stage in cost.stages))
 
     def network(self, candidate: Candidate) -> Architecture:
         """The network a candidate trains: its architecture after the study's scale (and any scale hyper-parameters)."""
         return self._network(candidate.job, candidate.choices)
 
-    def _network(self, job: dict[str, Any], choices: dict[str, Any]) -> Architecture:
+    def _network(self, job: dict[str, Any], choices: dict[str, Any], label: str | None = None) -> Architecture:
         from pydantic import ValidationError
 
+        source = f"{self.study_file} ({label or 'search choices ' + ', '.join(f'{k}={v}' for k, v in choices.items())})"
         try:
-            return Architecture.model_validate(job["architecture"]).scaled(Scale.model_validate(job["scale"]))
+            network = Architecture.model_validate(job["architecture"]).scaled(Scale.model_validate(job["scale"]))
         except ValidationError as exc:
-            where = ", ".join(f"{k}={v}" for k, v in choices.items())
-            raise ConfigError(f"{self.study_file} (search choices {where})", validation_errors(exc, ("architecture",))) from None
+            raise ConfigError(source, validation_errors(exc, ("architecture",))) from None
+        problems = network.size_problems()  # the study's scale compounds onto the architecture's multipliers
+        if problems:
+            raise ConfigError(source, [(field_path(("scale",) + loc), f"the scaled network: {message}") for loc, message in problems])
+        return network
 
     # --- trials ---------------------------------------------------------------------------------------
 
@@ -278,9 +299,10 @@ def sample_candidates(context: SearchContext, count: int) -> tuple[list[Candidat
     report = SamplingReport("random", context.space.max_tries)
     accepted: list[Candidate] = []
     seen: set[str] = set()
-    while len(accepted) < count and report.draws < context.space.max_tries:
+    while len(accepted) < count and report.draws < context.space.max_tries and not report.budget_spent:
         candidate = context.candidate(*context.draw(rng))
         report.count(candidate)
+        report.work += candidate.blocks + DRAW_OVERHEAD
         if not candidate.within_budget:
             continue
         if candidate.key in seen:
@@ -307,7 +329,8 @@ def sample_trials(study: Study, study_file: str | Path) -> list[TrialSpec]:
         raise WorkbenchError([
             (f"{study_file}: only {report.accepted} of {study.num_samples} architectures found within the constraints "
              f"after {report.draws} draws ({report.line()})"),
-            "widen search.constraints or the choices, raise search.max_tries, or lower num_samples",
+            (f"{study_file}: widen search.constraints or the choices, lower num_samples"
+             + (" or narrow the layers choices" if report.budget_spent else ", or raise search.max_tries")),
         ])
     return [context.trial(c, f"a{i:03d}", seed, "random") for i, c in enumerate(accepted) for seed in study.seeds]
 

@@ -44,16 +44,24 @@ def load_study(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> tupl
     data = read_json(path)
     if not isinstance(data, dict):
         raise ConfigError(source, [("", "expected a JSON object at the top level")])
-    data = {k: v for k, v in data.items() if k != "$schema"}
-    if isinstance(data.get("recipe"), str):
-        recipe_file = resolve_path(path, data["recipe"])
-        recipe = read_json(recipe_file)
-        data["recipe"] = {k: v for k, v in recipe.items() if k != "$schema"} if isinstance(recipe, dict) else recipe
+    data = _read_recipe({k: v for k, v in data.items() if k != "$schema"}, path, source)
     if sets:
         data = apply_overrides(data, dict(parse_assignment(s) for s in sets))
         source += " (after --set)"
+        data = _read_recipe(data, path, source)  # `--set recipe=other.json` names another file
     study = validate(Study, data, source)
     return study, study.model_dump(mode="json", exclude={"schema_"})
+
+
+def _read_recipe(data: dict[str, Any], study_file: str | Path, source: str) -> dict[str, Any]:
+    """The study with a recipe given as a path read in, so that --set can reach its fields; its errors name the field."""
+    if not isinstance(data.get("recipe"), str):
+        return data
+    try:
+        recipe = read_json(resolve_path(study_file, data["recipe"]))
+    except ConfigError as exc:
+        raise ConfigError(source, [("recipe", line) for line in exc.lines]) from None
+    return {**data, "recipe": {k: v for k, v in recipe.items() if k != "$schema"} if isinstance(recipe, dict) else recipe}
 
 
 def expand(study: Study, study_file: str | Path) -> list[TrialSpec]:

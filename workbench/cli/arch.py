@@ -40,9 +40,11 @@ def register(sub) -> None:
     p.add_argument("--counter", choices=["both", "fvcore", "analytic"], default="both", help=(
         "both (default): analytic table at once, then checked against an fvcore trace; fvcore: the trace only; "
         "analytic: no torch, instant (--json uses fvcore unless this is analytic)"))
-    p.add_argument("--resolution", type=bounded_int(8, MAX_RESOLUTION), help=f"input size, 8 to {MAX_RESOLUTION} (default: each file's eval resolution)")
+    p.add_argument("--resolution", type=bounded_int(8, MAX_RESOLUTION),
+                   help=f"input size, 8 to {MAX_RESOLUTION} (default: each file's eval resolution)")
     p.add_argument("--by", choices=["stage", "module"], default="stage", help="breakdown rows (default: stage)")
-    p.add_argument("--num-classes", type=bounded_int(1, MAX_CLASSES), default=1000, help=f"classifier width, at most {MAX_CLASSES:,} (default 1000, as published)")
+    p.add_argument("--num-classes", type=bounded_int(1, MAX_CLASSES), default=1000,
+                   help=f"classifier width, at most {MAX_CLASSES:,} (default 1000, as published)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_scale_option(p)
     p.set_defaults(func=cmd_flops)

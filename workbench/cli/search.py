@@ -92,7 +92,8 @@ def _samples_table(study, label: str, candidates, networks, folder: Path):
     from workbench.study import ledger
 
     sampler = "rejection sampling" if study.algorithm == "random" else "random preview; optuna proposes while it runs"
-    table = Table(title=f"{study.name}: {len(candidates)} architectures sampled from design space '{label}' ({sampler}) → {escape(str(folder))}/")
+    table = Table(title=f"{study.name}: {len(candidates)} architectures sampled from design space '{label}' ({sampler}) → "
+                        f"{escape(str(folder))}/")
     divisor, unit = flops_unit([c.flops for c in candidates])
     stages = max((len(n.stages) for n in networks), default=0)
     for col in ["id", *(f"stage {i + 1}" for i in range(stages)), "head", "res", "params", unit, "status"]:

@@ -89,7 +89,8 @@ class Norm(Strict):
 
 class Resolution(Strict):
     train: int = Field(default=224, ge=8, le=MAX_RESOLUTION, description=f"Training image size in pixels (8 to {MAX_RESOLUTION}).")
-    eval: int | None = Field(default=None, ge=8, le=MAX_RESOLUTION, description=f"Evaluation image size (8 to {MAX_RESOLUTION}); defaults to the train resolution.")
+    eval: int | None = Field(default=None, ge=8, le=MAX_RESOLUTION, description=(
+        f"Evaluation image size (8 to {MAX_RESOLUTION}); defaults to the train resolution."))
 
     @property
     def eval_size(self) -> int:
@@ -103,7 +104,8 @@ class Scale(Strict):
         f"Multiplies the architecture's width_mult (at most 16; every scaled width at most {MAX_WIDTH})."))
     depth_mult: float = Field(default=1.0, gt=0, le=16, description=(
         f"Multiplies the architecture's depth_mult (at most 16; at most {MAX_BLOCKS} blocks after scaling)."))
-    resolution: int | None = Field(default=None, ge=8, le=MAX_RESOLUTION, description=f"Replaces both train and eval resolution (8 to {MAX_RESOLUTION}).")
+    resolution: int | None = Field(default=None, ge=8, le=MAX_RESOLUTION, description=(
+        f"Replaces both train and eval resolution (8 to {MAX_RESOLUTION})."))
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,8 @@ class Augment(Strict):
         description="RandAugment magnitude (0-30); null is off. Progressive learning sets it per stage.")
     randaugment_ops: int = Field(default=2, ge=1, le=14, description="RandAugment operations per image.")
     mixup: float = Field(default=0.0, ge=0, le=100, description="MixUp alpha (at most 100); 0 is off. Progressive learning sets it per stage.")
-    cutmix: float = Field(default=0.0, ge=0, le=100, description="CutMix alpha (at most 100); 0 is off. With mixup too, each batch picks one of the two.")
+    cutmix: float = Field(default=0.0, ge=0, le=100, description=(
+        "CutMix alpha (at most 100); 0 is off. With mixup too, each batch picks one of the two."))
 
     @field_validator("crop_scale")
     @classmethod
@@ -158,7 +159,8 @@ class Recipe(Strict):
             "instead; null is off. Its horizon of 1/(1 - decay) steps must be short against the run (0.999: thousands of steps)."))
     early_stopping: EarlyStopping | None = None
     grad_clip: float | None = Field(default=None, gt=0, description="Clip the gradient norm to this value; null is off.")
-    seed: int = Field(default=0, ge=0, le=MAX_SEED, description=f"Seed of initialisation and data order (0 to {MAX_SEED:,}); a study sets it per trial.")
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, description=(
+        f"Seed of initialisation and data order (0 to {MAX_SEED:,}); a study sets it per trial."))
     progressive: Progressive = Progressive()
     init: Literal["scratch", "pretrained"] = Field(default="scratch",
         description=(
@@ -188,7 +190,8 @@ class Recipe(Strict):
     @model_validator(mode="after")
     def _stages_fit_epochs(self) -> Recipe:
         if self.progressive.enabled and self.progressive.stages > self.epochs:
-            raise_at("Recipe", [(("progressive", "stages"), f"progressive.stages ({self.progressive.stages}) cannot exceed epochs ({self.epochs})")])
+            message = f"progressive.stages ({self.progressive.stages}) cannot exceed epochs ({self.epochs})"
+            raise_at("Recipe", [(("progressive", "stages"), message)])
         return self
 
 

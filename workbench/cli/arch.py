@@ -85,6 +85,8 @@ def detect_kind(data: object) -> str:
 def cmd_validate(args) -> int:
     import importlib
 
+    from rich.markup import escape
+
     from workbench.schema.common import read_json, validate
     from workbench.schema.dataset import GIVEN_AT_RUN_TIME
 
@@ -100,7 +102,7 @@ def cmd_validate(args) -> int:
             validate(model, {k: v for k, v in data.items() if k != "$schema"} if isinstance(data, dict) else data, path,
                      context={GIVEN_AT_RUN_TIME: given_at_run_time})
             notes = "".join(f" — note: {key} is given at run time (--set {key}=...)" for key in dict.fromkeys(given_at_run_time))
-            out.print(f"[green]ok[/]  {path} ({kind}){notes}")
+            out.print(f"[green]ok[/]  {escape(str(path))} ({kind}){notes}")
         except ConfigError as exc:
             failed += 1
             for line in exc.lines:

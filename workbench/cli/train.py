@@ -135,7 +135,7 @@ def print_summary(status: dict[str, Any], out: str, wall: float) -> None:
     best = status.get("best_val_top1")
     con.print(f"{status['status']}" + (f" ({status['reason']})" if status.get("reason") else "")
               + (f" · best val top-1 {best:.1%} at epoch {status['best_epoch']}" if best is not None else "")
-              + f" · {status['epochs_run']} epochs · {wall:.1f} s wall · {out}")
+              + f" · {status['epochs_run']} epochs · {wall:.1f} s wall · {out}", markup=False)
 
 
 # --- predict --------------------------------------------------------------------------------------
@@ -181,9 +181,10 @@ def cmd_bench(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{arch.name} at {rows[0]['resolution']} px, batch {rows[0]['batch']}, {rows[0]['device']}", title_justify="left")
+    table = Table(title=f"{escape(arch.name)} at {rows[0]['resolution']} px, batch {rows[0]['batch']}, {rows[0]['device']}", title_justify="left")
     for column in ("model", "params", "eval img/s", "train img/s"):
         table.add_column(column, justify="right")
     for row in rows:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench import trialdir
-from workbench.errors import WorkbenchError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.schema.study import Study
 from workbench.study import ledger
 from workbench.study.trials import TrialSpec, expand, load_study, optuna_trial_id, variant_job
@@ -67,15 +67,18 @@ def prepare(study_file: str | Path, sets: list[str] = (), *, allow_cpu: bool = F
     folder = Path(out) if out else Path(study.storage_path) / study.name
     trials = expand(study, study_file) if study.algorithm != "optuna" else []
     for trial in trials:
-        _absolute_paths(trial.job, allow_cpu)
+        _absolute_paths(trial.job, allow_cpu, f"{study_file} (trial {trial.trial_id})")
     return study, resolved, trials, folder
 
 
-def _absolute_paths(job: dict[str, Any], allow_cpu: bool) -> None:
+def _absolute_paths(job: dict[str, Any], allow_cpu: bool, source: str) -> None:
     # Trials run in Ray worker processes, possibly on other nodes: relative paths must not depend on their cwd.
     for key in ("path", "root"):
         if job["dataset"].get(key):
-            job["dataset"][key] = str(Path(job["dataset"][key]).expanduser().resolve())
+            try:
+                job["dataset"][key] = str(Path(job["dataset"][key]).expanduser().resolve())
+            except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
+                raise ConfigError(source, [(f"dataset.{key}", f"cannot resolve {job['dataset'][key]!r}: {exc}")]) from None
     if allow_cpu:
         job["recipe"]["device"] = "cpu"
 
@@ -131,7 +134,7 @@ def _run_optuna(study: Study, study_file: str | Path, folder: Path, address: str
     else:
         variant, seed = study.variants[0].name, study.seeds[0]
         context = {"base": variant_job(study, study_file, variant), "variant": variant, "seed": seed, "study_file": str(study_file)}
-    _absolute_paths(context["base"], allow_cpu)
+    _absolute_paths(context["base"], allow_cpu, str(study_file))
     done = [r for r in (ledger.read_json(p) for p in sorted((folder / "trials").glob("*/trial.json"))) if r]
     finished = [r for r in done if ledger.is_finished(folder, r["trial_id"])]
     unfinished = [r for r in done if r not in finished]

@@ -57,10 +57,11 @@ def with_reward(metrics: dict[str, Any], record: dict[str, Any]) -> dict[str, An
 
 
 def finished_reward(folder: Path, trial_id: str) -> float | None:
-    """The reward of a finished trial from its best val top-1 (the trainer does not write rewards itself)."""
-    record = ledger.read_json(ledger.trial_dir(folder, trial_id) / "trial.json") or {}
-    best = ledger.status_of(folder, trial_id).get("best_val_top1")
-    return with_reward({"val_top1": best}, record).get("reward") if best is not None else None
+    """The reward of a finished trial from its final val top-1, as Optuna was told it live (the trainer does not
+    write rewards itself)."""
+    record = ledger.read_json(ledger.trial_dir(folder, trial_id) / ledger.TRIAL) or {}
+    final = ledger.status_of(folder, trial_id).get("final_val_top1")
+    return with_reward({"val_top1": final}, record).get("reward") if final is not None else None
 
 
 # --- candidates -------------------------------------------------------------------------------------------
@@ -341,9 +342,10 @@ def sample_trials(study: Study, study_file: str | Path) -> list[TrialSpec]:
 def optuna_searcher(context: SearchContext, folder: Path, **kwargs):
     """OptunaSearch over the architecture choices (and the study's `space`), with the budget checked at proposal."""
     from ray.tune.search import Searcher
-    from ray.tune.search.optuna import OptunaSearch
 
-    class BudgetedOptunaSearch(OptunaSearch):
+    from workbench.study.optuna import EarnedOptunaSearch
+
+    class BudgetedOptunaSearch(EarnedOptunaSearch):
         def __init__(self, **options):
             self.known: dict[str, float | None] = {}  # proposals made so far: their result once known
             self.proposed: dict[str, str] = {}  # Ray trial id -> proposal key

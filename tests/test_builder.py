@@ -6,7 +6,7 @@ import torchvision
 
 from tests.conftest import ARCHITECTURES
 from workbench import build_model, load_architecture
-from workbench.build import set_dropout, set_stochastic_depth
+from workbench.model import set_dropout, set_stochastic_depth
 from workbench.complexity import analytic_cost
 
 

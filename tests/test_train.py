@@ -157,7 +157,7 @@ def test_frozen_stem_and_first_stage_do_not_change(tmp_path):
     status = quick_fit(tiny_job(epochs=1, freeze=1), tmp_path)
     assert status["status"] == "completed"
     torch.manual_seed(0)
-    from workbench.build import build_model
+    from workbench.model import build_model
 
     initial = build_model(tiny_arch(), 10).state_dict()
     trained = torch.load(tmp_path / "checkpoint_last.pt", weights_only=True)["model"]
@@ -236,7 +236,7 @@ def test_plateau_drops_after_warmup_when_val_loss_stalls():
 
 
 def test_norm_weights_and_biases_get_no_weight_decay():
-    from workbench.build import build_model
+    from workbench.model import build_model
     from workbench.schema.recipe import Optimizer
     from workbench.train.optim import build_optimizer
 

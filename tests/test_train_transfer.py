@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.build import build_model
+from workbench.model import build_model
 from workbench.errors import WorkbenchError
 from workbench.schema import load_architecture
 from workbench.train.transfer import freeze, load_pretrained, pretrained_file, torchvision_name

@@ -18,6 +18,6 @@ def load_architecture(path: Any):
 
 
 def build_model(arch: Any, num_classes: int = 1000):
-    from workbench.build import build_model as _build
+    from workbench.model import build_model as _build
 
     return _build(arch, num_classes)

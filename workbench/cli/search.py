@@ -274,7 +274,7 @@ def _inference_ms(path: Path, batch: int, num_classes: int, execution, warmup: i
 
     import torch
 
-    from workbench.build import build_model
+    from workbench.model import build_model
     from workbench.schema import load_architecture
 
     network = load_architecture(path)

@@ -61,7 +61,7 @@ def _uninitialised_model(arch: Architecture, num_classes: int):
     # Counting needs shapes, not values: build on the meta device and allocate without running the init.
     import torch
 
-    from workbench.build import build_model
+    from workbench.model import build_model
 
     with torch.device("meta"):
         model = build_model(arch, num_classes)

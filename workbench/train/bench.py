@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.build import build_model
+from workbench.model import build_model
 from workbench.schema.architecture import Architecture
 from workbench.schema.recipe import Recipe
 from workbench.train.device import Execution, resolve_execution

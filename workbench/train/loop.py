@@ -21,7 +21,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from workbench import trialdir as files
-from workbench.build import build_model, set_dropout, set_stochastic_depth
+from workbench.model import build_model, set_dropout, set_stochastic_depth
 from workbench.data import cache_size_for, dataset_defaults, load_dataset
 from workbench.data.transforms import Normalizer, StageAugment, TransformedImages, batch_mixer, eval_images, train_transform
 from workbench.errors import WorkbenchError

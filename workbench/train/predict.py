@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from workbench.build import build_model
+from workbench.model import build_model
 from workbench.data.images import decode_file, square
 from workbench.data.transforms import Normalizer
 from workbench.errors import WorkbenchError

@@ -1,5 +1,0 @@
-"""Blocks and the builder (imports torch)."""
-
-from workbench.build.builder import EfficientNet, build_model, set_dropout, set_stochastic_depth
-
-__all__ = ["EfficientNet", "build_model", "set_dropout", "set_stochastic_depth"]

@@ -1,4 +1,7 @@
-"""The trial-folder contract (docs/design.md): file names, statuses, and crash-safe JSON I/O. No torch.
+"""The trial-folder and study-folder contract (docs/design.md), the interface between train, study and results.
+
+One home for: the file names, the status vocabulary and its named subsets, crash-safe JSON and metrics I/O, the
+tolerant readers, the one-row-per-trial summary, and the NAS reward. No torch; train, study and results import it.
 
 Every file another process may read while a trial runs is replaced atomically (write a temporary file, fsync,
 os.replace), so a reader never sees half a file and a crash at any moment leaves each file either old or new.
@@ -20,10 +23,17 @@ from workbench.errors import WorkbenchError
 from workbench.faults import fault_point
 
 # --- file names -----------------------------------------------------------------------------------------
-CONFIG, METRICS, STATUS = "config.json", "metrics.jsonl", "status.json"
+# a trial folder (written by workbench.train.fit; trial.json by the study runner)
+CONFIG, METRICS, STATUS, TRIAL = "config.json", "metrics.jsonl", "status.json", "trial.json"
 BEST, LAST, PREDICTIONS = "checkpoint_best.pt", "checkpoint_last.pt", "val_predictions.csv"
 EVENTS_GLOB = "events.out.tfevents.*"
 LOCK = ".lock"
+TRIAL_MARKERS = (METRICS, STATUS, CONFIG, TRIAL)  # any of them makes a folder a trial folder
+# a study folder (written by workbench.study)
+STUDY, TRIALS = "study.json", "trials"
+SUMMARY_CSV, SUMMARY_PARQUET = "summary.csv", "summary.parquet"
+SEARCH, LATENCY = "search.json", "latency.json"  # a search's sampling report; measured latency (search analyze)
+ARCHITECTURES, ANALYSIS, RAY = "architectures", "analysis", "ray"  # sampled architectures; analysis plots; Ray's state
 LOCK_WAIT_S = 120.0  # how long a trainer waits for a dying process to release its trial folder
 TIMING_FIELDS = ("epoch_seconds", "train_images_per_s", "elapsed_seconds")
 
@@ -37,11 +47,13 @@ FAILED = "failed"  # an error ended it; `reason` says which
 PRUNED = "pruned"  # the scheduler (asha) stopped it at a rung
 INTERRUPTED = "interrupted"  # a stop request (Ctrl-C, SIGTERM) ended it; resumes on the next run
 STATUSES = (PENDING, RUNNING, COMPLETED, EARLY_STOPPED, DIVERGED, FAILED, PRUNED, INTERRUPTED)
+INCOMPLETE = "incomplete"  # not a status.json value: the results' word for a trial whose files do not say how it ended
 
-TRAINER_DONE = (COMPLETED, EARLY_STOPPED, DIVERGED)  # the trainer ended it on purpose: never trained again
-FINAL = TRAINER_DONE + (PRUNED,)  # a study never reruns these
-AVERAGED = (COMPLETED, EARLY_STOPPED)  # results tables average these
-STOPPED = (DIVERGED, FAILED, PRUNED)  # ran, but not to a result worth averaging
+TRAINER_DONE = (COMPLETED, EARLY_STOPPED, DIVERGED)  # the trainer ended it on purpose: fit never trains it again
+FINISHED = TRAINER_DONE + (PRUNED,)  # a study never reruns these
+AVERAGED = (COMPLETED, EARLY_STOPPED)  # result tables average these
+STOPPED = (DIVERGED, FAILED, PRUNED)  # ran, but not to a result worth averaging: counted in their own column
+FAILURES = (FAILED, DIVERGED)  # a study that ends with any of these exits 1
 RESUMABLE = (PENDING, RUNNING, INTERRUPTED, FAILED)  # the next run trains these (from checkpoint_last.pt if any)
 
 
@@ -95,6 +107,29 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
+def read_json_object(path: Path) -> tuple[dict | None, str | None]:
+    """(object, problem): a missing file is (None, None); a damaged one is (None, why), for readers that report it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"{Path(path).name}: cannot read ({exc})"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"{Path(path).name}: not valid JSON (half-written?) at line {exc.lineno}, column {exc.colno}"
+    if not isinstance(data, dict):
+        return None, f"{Path(path).name}: expected a JSON object, got {type(data).__name__}"
+    return data, None
+
+
+def status_of(folder: Path) -> dict[str, Any]:
+    """A trial folder's status.json, or {"status": "pending"} when it has none (or none readable)."""
+    status = read_json(Path(folder) / STATUS)
+    return status if isinstance(status, dict) else {"status": PENDING, "reason": None}
+
+
 def write_metrics(folder: Path, rows: list[dict[str, Any]]) -> None:
     """metrics.jsonl, one object per epoch, rewritten whole and atomically (a crash never leaves a cut line)."""
     text = "".join(json.dumps(finite(row)) + "\n" for row in rows)
@@ -103,19 +138,36 @@ def write_metrics(folder: Path, rows: list[dict[str, Any]]) -> None:
 
 def read_metrics(folder: Path) -> list[dict[str, Any]]:
     """The complete metric lines of a trial folder (a line cut by a crash of an older writer is ignored)."""
+    return read_metrics_file(Path(folder) / METRICS)[0]
+
+
+def read_metrics_file(path: Path) -> tuple[list[dict[str, Any]], list[str], bool]:
+    """metrics.jsonl -> (rows, problems, truncated): a last line cut off mid-write sets `truncated`; other lines that
+    are not JSON objects are skipped and named in `problems`. Never raises."""
     try:
-        lines = (Path(folder) / METRICS).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return []
-    rows = []
-    for line in lines:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return [], [], False
+    except OSError as exc:
+        return [], [f"{METRICS}: cannot read ({exc})"], False
+    rows, problems, truncated = [], [], False
+    lines = text.split("\n")
+    last_index = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            continue
+            row = None
         if isinstance(row, dict):
             rows.append(row)
-    return rows
+        elif i == last_index:
+            truncated = True
+            problems.append(f"{METRICS}: last line (line {i + 1}) is truncated (half-written epoch)")
+        else:
+            problems.append(f"{METRICS}: line {i + 1} is not a JSON object; skipped")
+    return rows, problems, truncated
 
 
 @contextmanager
@@ -169,3 +221,34 @@ def clear_events(folder: Path) -> None:
     """TensorBoard's event files (append-only logs, rebuilt from metrics rows when a run resumes)."""
     for events in Path(folder).glob(EVENTS_GLOB):
         events.unlink(missing_ok=True)
+
+
+# --- the summary: one row per trial ---------------------------------------------------------------------
+# summary.csv's columns around the hp.<dotted> columns of the swept hyper-parameters
+SUMMARY_HEAD = ("study", "trial_id", "variant", "seed")
+SUMMARY_TAIL = ("params", "flops", "best_val_top1", "final_val_top1", "epochs_run", "seconds", "train_images_per_s", "status", "reason")
+SUMMARY_METRIC = "val_top1"  # the one metric whose best_/final_ figures a summary row holds
+
+
+def summary_row(study: str, record: dict[str, Any], status: dict[str, Any], trial_id: str) -> dict[str, Any]:
+    """The summary row of one trial from its trial.json record and its status.json."""
+    row = {"study": study, "trial_id": record.get("trial_id", trial_id), "variant": record.get("variant"), "seed": record.get("seed")}
+    row.update({f"hp.{k}": v for k, v in (record.get("hparams") or {}).items()})
+    row.update({k: status.get(k) for k in SUMMARY_TAIL})
+    return row
+
+
+# --- the NAS reward -------------------------------------------------------------------------------------
+
+
+def nas_reward(accuracy: float, flops: float, target_flops: float, weight: float = -0.07) -> float:
+    """EfficientNet's (MnasNet's) objective ACC(m) x [FLOPS(m) / T]^w."""
+    return accuracy * (flops / target_flops) ** weight
+
+
+def reward_of(record: dict[str, Any], accuracy: Any) -> float | None:
+    """The reward of `accuracy` for a search trial (its trial.json record knows its FLOPs factor), else None."""
+    factor = (record.get("search") or {}).get("reward_factor")
+    if factor is None or isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)):
+        return None
+    return accuracy * factor

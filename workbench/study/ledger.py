@@ -13,7 +13,7 @@ from typing import Any
 from workbench import trialdir
 from workbench.errors import WorkbenchError
 from workbench.study.trials import TrialSpec
-from workbench.trialdir import FINAL, read_json, write_json
+from workbench.trialdir import FINISHED, read_json, write_json
 
 TRIAL, STUDY = "trial.json", "study.json"
 SUMMARY_CSV, SUMMARY_PARQUET = "summary.csv", "summary.parquet"
@@ -31,7 +31,7 @@ def status_of(folder: Path, trial_id: str) -> dict[str, Any]:
 
 
 def is_finished(folder: Path, trial_id: str) -> bool:
-    return status_of(folder, trial_id).get("status") in FINAL
+    return status_of(folder, trial_id).get("status") in FINISHED
 
 
 def check_same_trials(folder: Path, trials: list[TrialSpec]) -> None:

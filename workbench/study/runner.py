@@ -55,7 +55,7 @@ class StudyOutcome:
 
     @property
     def unfinished(self) -> list[str]:
-        return [t for t, s in self.statuses().items() if s.get("status") not in ledger.FINAL and s.get("status") != trialdir.FAILED]
+        return [t for t, s in self.statuses().items() if s.get("status") not in ledger.FINISHED and s.get("status") != trialdir.FAILED]
 
 
 def prepare(study_file: str | Path, sets: list[str] = (), *, allow_cpu: bool = False, out: str | None = None) -> tuple[Study, dict, list[TrialSpec], Path]:
@@ -326,7 +326,7 @@ def _settle_statuses(folder: Path, results, interrupted: bool, pruning: bool) ->
         trial_id = trial_json.parent.name
         status = ledger.status_of(folder, trial_id)
         state, epochs = status.get("status"), status.get("epochs_run") or 0
-        if state in ledger.FINAL or (state == trialdir.FAILED and not interrupted):
+        if state in ledger.FINISHED or (state == trialdir.FAILED and not interrupted):
             continue
         if state == trialdir.PENDING and trial_id not in errors:
             continue  # never started: the next run trains it

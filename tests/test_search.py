@@ -12,8 +12,10 @@ from workbench.errors import ConfigError, WorkbenchError
 from workbench.results.search_analysis import Sampled, good_ranges
 from workbench.schema import load_architecture
 from workbench.schema.architecture import Architecture, Scale
-from workbench.study.search import SearchContext, nas_reward, sample_candidates, with_reward, write_sampled
-from workbench.study.trials import expand, load_study
+from workbench.study.runner import planned_trials
+from workbench.study.sampling import SearchContext, sample_candidates, sample_space, with_reward, write_sampled
+from workbench.study.trials import load_study
+from workbench.trialdir import nas_reward
 
 V2S = str(ROOT / "architectures/efficientnetv2_s.json")
 SHIPPED = [ROOT / "studies/search_v2s_space.json", ROOT / "studies/search_v2s_space_gpu.json"]
@@ -59,7 +61,7 @@ def test_shipped_search_studies_validate_and_sample_within_budget():
         assert raw["$schema"] == "../schemas/study.schema.json" and (ROOT / "schemas/study.schema.json").exists()
         study, _ = load_study(path)
         assert study.search is not None and not study.variants and "--set" in study.description
-        trials = expand(study, path)
+        trials = planned_trials(study, path)
         assert len(trials) >= 24 and len({t.variant for t in trials}) == study.num_samples
         bounds = study.search.constraints
         for t in trials:
@@ -110,7 +112,7 @@ def test_base_stage_count_must_match_the_base_file(tmp_path):
     path = write_study(tmp_path, search=space)
     study, _ = load_study(path)
     with pytest.raises(ConfigError) as info:
-        expand(study, path)
+        planned_trials(study, path)
     assert "search.stages: 5 entries but the base" in info.value.lines[0] and "has 6 stages" in info.value.lines[0]
 
 
@@ -121,7 +123,7 @@ def test_a_stage_count_base_builds_complete_chained_architectures(tmp_path):
              "global": {"stem_channels": [8, 16]}, "constraints": {"num_classes": 10}}
     path = write_study(tmp_path, search=space, num_samples=5)
     study, _ = load_study(path)
-    for trial in expand(study, path):
+    for trial in planned_trials(study, path):
         net = network(trial)
         assert [s.stride for s in net.stages] == [1, 2, 2]
         assert net.stages[0].in_channels == net.stem_width
@@ -141,7 +143,7 @@ def test_rejection_sampling_obeys_the_budget_recounted_with_fvcore(tmp_path):
     assert report.draws > report.accepted, "this budget must reject some draws"
     assert report.acceptance_rate == pytest.approx(report.within_budget / report.draws)
     assert sum(report.rejected.values()) >= report.draws - report.within_budget
-    for trial in expand(study, path):
+    for trial in planned_trials(study, path):
         fv = count_flops(network(trial), 16, num_classes=10)
         assert 1.1e6 <= fv.flops <= 1.8e6 and fv.params <= 400_000
         assert (fv.flops, fv.params) == (trial.record()["search"]["flops"], trial.record()["search"]["params"])
@@ -164,21 +166,21 @@ def test_every_draw_is_judged_by_its_true_cost(tmp_path):
 
 def test_sampling_is_deterministic_and_extends_by_trial_id(tmp_path):
     path = write_study(tmp_path, seeds=[0, 1])
-    first = expand(*load_study(path)[:1], path)
-    again = expand(*load_study(path)[:1], path)
+    first = planned_trials(*load_study(path)[:1], path)
+    again = planned_trials(*load_study(path)[:1], path)
     assert [(t.trial_id, t.hparams, t.job) for t in first] == [(t.trial_id, t.hparams, t.job) for t in again]
     assert [t.trial_id for t in first[:4]] == ["a000-s0", "a000-s1", "a001-s0", "a001-s1"]
     assert first[0].job["architecture"] == first[1].job["architecture"] and first[0].job["recipe"]["seed"] == 0
-    more = expand(*load_study(path, ["num_samples=9"])[:1], path)
+    more = planned_trials(*load_study(path, ["num_samples=9"])[:1], path)
     assert [(t.trial_id, t.job) for t in more[:len(first)]] == [(t.trial_id, t.job) for t in first]
-    other = expand(*load_study(path, ["sample_seed=7"])[:1], path)
+    other = planned_trials(*load_study(path, ["sample_seed=7"])[:1], path)
     assert [t.hparams for t in other] != [t.hparams for t in first]
 
 
 def test_hyperparameters_are_drawn_with_each_architecture(tmp_path):
     path = write_study(tmp_path, space={"recipe.optimizer.lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}})
     study, _ = load_study(path)
-    trials = expand(study, path)
+    trials = planned_trials(study, path)
     lrs = [t.hparams["recipe.optimizer.lr"] for t in trials]
     assert len(set(lrs)) == len(trials) and all(1e-3 <= v <= 1e-2 for v in lrs)
     assert all(t.job["recipe"]["optimizer"]["lr"] == t.hparams["recipe.optimizer.lr"] for t in trials)
@@ -188,7 +190,7 @@ def test_an_unreachable_budget_says_so(tmp_path):
     path = write_study(tmp_path, search={**small_space(flops={"max": 1000}), "max_tries": 50})
     study, _ = load_study(path)
     with pytest.raises(WorkbenchError) as info:
-        expand(study, path)
+        planned_trials(study, path)
     assert "only 0 of 6 architectures" in info.value.lines[0] and "50 draws" in info.value.lines[0]
 
 
@@ -198,9 +200,9 @@ def test_an_unreachable_budget_says_so(tmp_path):
 def test_written_architectures_round_trip_through_flops_and_show(tmp_path, workbench_cli):
     path = write_study(tmp_path, num_samples=2)
     study, _ = load_study(path)
-    trials = expand(study, path)
+    trials = planned_trials(study, path)
     folder = tmp_path / "res"
-    write_sampled(folder, study, path, trials)
+    write_sampled(folder, sample_space(study, path), trials)
     report = json.loads((folder / "search.json").read_text())
     assert report["sampling"]["accepted"] == 2 and 0 < report["sampling"]["acceptance_rate"] <= 1
     for trial in trials:
@@ -235,7 +237,7 @@ def test_nas_reward_is_efficientnets_objective():
 def test_each_trial_carries_its_reward_factor(tmp_path):
     path = write_study(tmp_path, metric="reward", search={**small_space(flops={"max": 1.8e6}), "reward": {"target_flops": 1.5e6, "weight": -0.1}})
     study, _ = load_study(path)
-    for trial in expand(study, path):
+    for trial in planned_trials(study, path):
         search = trial.record()["search"]
         assert search["reward_factor"] == pytest.approx((search["flops"] / 1.5e6) ** -0.1)
 
@@ -244,17 +246,18 @@ def test_each_trial_carries_its_reward_factor(tmp_path):
 
 
 def test_budgeted_optuna_never_proposes_an_architecture_over_budget(tmp_path):
-    from workbench.study.search import optuna_searcher
+    from workbench.study.optuna import OptunaContext, make_searcher
 
     path = write_study(tmp_path, algorithm="optuna", num_samples=8)
     study, _ = load_study(path)
-    context = SearchContext(study, path)
-    searcher = optuna_searcher(context, tmp_path, metric="val_top1", mode="max", seed=0)
+    optuna = OptunaContext.of(study, path)
+    context = optuna.search
+    searcher = make_searcher(study, optuna, tmp_path, metric="val_top1", mode="max", seed=0)
     configs = [searcher.suggest(f"t{i}") for i in range(8)]
     for i, config in enumerate(configs):
         candidate = context.candidate(*context.split(config))
         assert candidate.within_budget and set(config) == set(context.searched)
-        searcher.on_trial_complete(f"t{i}", {"val_top1": 0.5 + i / 100})
+        searcher.on_trial_complete(f"t{i}", {"val_top1": 0.5 + i / 100, "finished": 1.0})
     report = searcher.report
     assert report.accepted == 8 and report.draws > 8 and report.rejected
     infeasible = [t for t in searcher._ot_study.trials if any(v > 0 for v in t.constraints.values())]

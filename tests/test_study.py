@@ -9,7 +9,8 @@ import pytest
 
 from tests.conftest import ROOT
 from workbench.errors import ConfigError
-from workbench.study.trials import expand, load_study
+from workbench.study.runner import planned_trials
+from workbench.study.trials import load_study
 
 STUDIES = sorted((ROOT / "studies").glob("*.json"))
 
@@ -28,13 +29,13 @@ def test_every_shipped_study_validates_and_expands():
     for path in STUDIES:
         study, _ = load_study(path, ["dataset.path=/tmp"] if path.stem == "hymenoptera" else [])
         assert study.description and "--set" in study.description, path
-        trials = expand(study, path) if study.algorithm != "optuna" else []
+        trials = planned_trials(study, path) if study.algorithm != "optuna" else []
         assert len({t.trial_id for t in trials}) == len(trials)
 
 
 def test_fused_vs_mb_has_five_variants_and_three_seeds():
     study, _ = load_study(ROOT / "studies/fused_vs_mb.json")
-    trials = expand(study, ROOT / "studies/fused_vs_mb.json")
+    trials = planned_trials(study, ROOT / "studies/fused_vs_mb.json")
     assert [v.name for v in study.variants][0] == study.baseline_name
     assert len(study.variants) == 5 and len(study.seeds) >= 3 and len(trials) == 5 * len(study.seeds)
 
@@ -48,9 +49,9 @@ def test_grid_and_sampled_dimensions_expand_deterministically(tmp_path):
         space={"recipe.optimizer.lr": {"type": "grid", "values": [0.001, 0.002]},
                "architecture.dropout": {"type": "uniform", "low": 0.1, "high": 0.4}})
     study, _ = load_study(path)
-    trials = expand(study, path)
+    trials = planned_trials(study, path)
     assert len(trials) == 2 * (2 * 2) * 2
-    assert trials == expand(*load_study(path)[:1], path)  # same ids, same sampled values
+    assert trials == planned_trials(*load_study(path)[:1], path)  # same ids, same sampled values
     fused = [t for t in trials if t.variant == "fused3"]
     assert all(t.job["architecture"]["stages"][3]["block"] == "fused_mbconv" for t in fused)
     assert all(t.job["recipe"]["label_smoothing"] == 0.0 for t in fused)
@@ -85,7 +86,7 @@ def test_bad_override_names_the_trial_and_field(tmp_path):
                                             "override": {"stages.3.kernel": 4}}])
     study, _ = load_study(path)
     with pytest.raises(ConfigError) as info:
-        expand(study, path)
+        planned_trials(study, path)
     assert "(trial v-s0): architecture.stages[3].kernel: kernel must be odd, got 4" in info.value.lines[0]
 
 

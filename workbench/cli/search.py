@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from workbench import trialdir
 from workbench.cli.common import console, millions
 from workbench.errors import WorkbenchError
 
@@ -53,9 +54,9 @@ def cmd_run(args) -> int:
         _require_search(args.study, study)
         print_samples(args.study, study, Path(args.out) if args.out else Path(study.storage_path) / study.name)
         return 0
-    study, _, trials, folder = prepare(args.study, args.sets, allow_cpu=args.allow_cpu, out=args.out)
-    _require_search(args.study, study)
-    return run_and_report(args, study, len(trials) or study.num_samples, folder, print_search_summary)
+    prepared = prepare(args.study, args.sets, allow_cpu=args.allow_cpu, out=args.out)
+    _require_search(args.study, prepared.study)
+    return run_and_report(args, prepared, print_search_summary)
 
 
 def _require_search(path: str, study) -> None:
@@ -65,10 +66,10 @@ def _require_search(path: str, study) -> None:
 
 def print_samples(study_file: str, study, folder: Path) -> None:
     """The architectures a run would train (for optuna: a random preview of the space), with cost and acceptance."""
-    from workbench.study.search import SearchContext, sample_candidates
+    from workbench.study.sampling import sample_space
 
-    context = SearchContext(study, study_file)
-    candidates, report = sample_candidates(context, study.num_samples)
+    sampling = sample_space(study, study_file)
+    context, candidates, report = sampling.context, sampling.candidates, sampling.report
     networks = [context.network(c) for c in candidates]
     constraints = study.search.constraints
     out = console()
@@ -107,7 +108,9 @@ def _samples_table(study, label: str, candidates, networks, folder: Path):
 
 
 def _stage_text(stage) -> str:
-    block = "F" if stage.block == "fused_mbconv" else "MB"
+    from workbench.schema.architecture import BLOCK_KINDS
+
+    block = BLOCK_KINDS[stage.block].short
     return f"{block}{stage.expand:g} k{stage.kernel} ×{stage.layers} {stage.out_channels}" + (" se" if stage.se_ratio else "")
 
 
@@ -131,7 +134,7 @@ def print_search_summary(folder: Path, metric: str, top: int = 10) -> None:
     from workbench.study import ledger
 
     out = console()
-    report = (ledger.read_json(folder / "search.json") or {}).get("sampling") or {}
+    report = (trialdir.read_json(folder / trialdir.SEARCH) or {}).get("sampling") or {}
     if report:
         rejected = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in sorted((report.get("rejected") or {}).items())) or "none"
         out.print(f"{report['sampler']} sampling: {report['accepted']} architectures from {report['draws']} draws · "
@@ -248,49 +251,14 @@ def measure_latency(archs, folders: list[Path], batch: int) -> None:
     from workbench.cli.train import prefer_sleeping_threads
 
     prefer_sleeping_threads()
-    from workbench.results.search_analysis import LATENCY_FILE
-    from workbench.schema.recipe import Recipe
-    from workbench.study import ledger
-    from workbench.train.device import resolve_execution
+    from workbench.train.bench import cached_latencies
 
-    execution = resolve_execution(Recipe(), None)
     for folder in folders:
-        cache = ledger.read_json(folder / LATENCY_FILE) or {}
-        if cache.get("device") != execution.describe or cache.get("batch") != batch:
-            cache = {"device": execution.describe, "batch": batch, "architectures": {}}
-        rows = cache["architectures"]
-        todo = [a for a in archs if a.file is not None and a.file.parent.parent == folder and a.arch_id not in rows]
-        for arch in todo:
-            rows[arch.arch_id] = {"ms_per_image": _inference_ms(arch.file, batch, _num_classes(arch), execution)}
-        if todo:
-            print(f"measured the inference latency of {len(todo)} architectures on {execution.describe} (batch {batch})", file=sys.stderr)
-            ledger.write_json(folder / LATENCY_FILE, cache)
-
-
-def _inference_ms(path: Path, batch: int, num_classes: int, execution, warmup: int = 5, steps: int = 30) -> float:
-    """Milliseconds per image of the eval-mode forward pass: the fastest of `steps` runs, since other processes on
-    the machine can only add time to a run."""
-    import time
-
-    import torch
-
-    from workbench.model import build_model
-    from workbench.schema import load_architecture
-
-    network = load_architecture(path)
-    size = network.resolution.eval_size
-    model = build_model(network, num_classes).to(execution.device, memory_format=execution.memory_format).eval()
-    images = torch.randn(batch, network.in_channels, size, size, device=execution.device).contiguous(memory_format=execution.memory_format)
-    times = []
-    with torch.no_grad():
-        for step in range(warmup + steps):
-            started = time.perf_counter()
-            model(images)
-            if execution.cuda:
-                torch.cuda.synchronize(execution.device)
-            if step >= warmup:
-                times.append(time.perf_counter() - started)
-    return min(times) * 1000 / batch
+        files = {a.arch_id: (a.file, _num_classes(a)) for a in archs if a.file is not None and a.file.parent.parent == folder}
+        measured = cached_latencies(folder / trialdir.LATENCY, files, batch)
+        if measured:
+            print(f"measured the inference latency of {measured} architectures (batch {batch}) into {folder / trialdir.LATENCY}",
+                  file=sys.stderr)
 
 
 def _num_classes(arch) -> int:

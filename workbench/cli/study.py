@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from workbench.cli.common import console, millions
+from workbench.trialdir import SUMMARY_CSV
 
 
 def register(sub) -> None:
@@ -32,27 +33,31 @@ def add_run_arguments(p) -> None:
 def cmd_run(args) -> int:
     from workbench.study.runner import prepare
 
-    study, _, trials, folder = prepare(args.study, args.sets, allow_cpu=args.allow_cpu, out=args.out)
+    prepared = prepare(args.study, args.sets, allow_cpu=args.allow_cpu, out=args.out)
     if args.dry_run:
-        print_trial_table(study, trials, folder)
+        print_trial_table(prepared)
         return 0
-    return run_and_report(args, study, len(trials) or study.num_samples, folder, _print_comparison)
+    return run_and_report(args, prepared, _print_comparison)
 
 
-def run_and_report(args, study, planned: int, folder: Path, report) -> int:
-    """Run the study, print `report(folder, metric)` and the outcome; the exit code says whether trials failed."""
-    from workbench.study.runner import check_gpus_available, run_study
+def run_and_report(args, prepared, report) -> int:
+    """Run the prepared study, print `report(folder, metric)` and the outcome; the exit code says whether trials failed."""
+    from rich.markup import escape
 
+    from workbench.study.cluster import check_gpus_available
+    from workbench.study.runner import run_prepared
+
+    study, folder = prepared.study, prepared.folder
     if not args.address:
         check_gpus_available(study)
     _stop_gracefully_on_signals()
     out = console()
-    out.print(f"[bold]{study.name}[/]: {planned} trials → {folder}/")
-    outcome = run_study(args.study, args.sets, address=args.address, allow_cpu=args.allow_cpu, out=args.out, display=not args.no_live)
+    out.print(f"[bold]{study.name}[/]: {len(prepared.trials) or study.num_samples} trials → {escape(str(folder))}/")
+    outcome = run_prepared(prepared, address=args.address, display=not args.no_live)
     if outcome.skipped:
         out.print(f"{len(outcome.skipped)} trials had finished in an earlier run and were not rerun.")
     report(folder, study.metric)
-    out.print(f"summary: {folder / 'summary.csv'} (and .parquet) · wall time {outcome.seconds:,.0f} s")
+    out.print(f"summary: {escape(str(folder / SUMMARY_CSV))} (and .parquet) · wall time {outcome.seconds:,.0f} s")
     if outcome.interrupted:
         out.print("[yellow]interrupted[/]: re-run the same command to resume; finished trials will not be rerun.")
         return 130
@@ -92,25 +97,21 @@ def _print_comparison(folder: Path, metric: str) -> None:
         console().print(f"[dim]no comparison table: {' '.join(exc.lines)}[/]")
 
 
-def print_trial_table(study, trials, folder: Path) -> None:
+def print_trial_table(prepared) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from workbench.complexity import analytic_cost
-    from workbench.schema.recipe import TrainJob
-    from workbench.study import ledger
+    from workbench.study.runner import trial_overview
 
-    table = Table(title=f"{study.name}: {len(trials)} trials ({study.algorithm}, scheduler {study.scheduler.name}, "
-                        f"{study.resources.cpus:g} CPU + {study.resources.gpus:g} GPU per trial) → {escape(str(folder))}/")
-    hp_keys = sorted({k for t in trials for k in t.hparams})
+    study, rows = prepared.study, trial_overview(prepared)
+    table = Table(title=f"{study.name}: {len(rows)} trials ({study.algorithm}, scheduler {study.scheduler.name}, "
+                        f"{study.resources.cpus:g} CPU + {study.resources.gpus:g} GPU per trial) → {escape(str(prepared.folder))}/")
+    hp_keys = sorted({k for row in rows for k in row.hparams})
     for col in ["trial", "variant", "seed", *hp_keys, "resolution", "params", "MFLOPs", "status"]:
         table.add_column(col, justify="right" if col in ("seed", "resolution", "params", "MFLOPs") else "left")
-    for t in trials:
-        job = TrainJob.model_validate(t.job)
-        net = job.network
-        cost = analytic_cost(net, net.resolution.train, num_classes=0)
-        table.add_row(t.trial_id, t.variant, str(t.seed), *(escape(_short(t.hparams.get(k))) for k in hp_keys), str(net.resolution.train),
-                      millions(cost.params), f"{cost.flops / 1e6:,.1f}", ledger.status_of(folder, t.trial_id)["status"])
+    for row in rows:
+        table.add_row(row.trial_id, row.variant, str(row.seed), *(escape(_short(row.hparams.get(k))) for k in hp_keys), str(row.resolution),
+                      millions(row.params), f"{row.flops / 1e6:,.1f}", row.status)
     out = console()
     out.print(table)
     if study.algorithm == "optuna":

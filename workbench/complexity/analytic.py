@@ -8,6 +8,7 @@ norm, no pooling, no element-wise ops), and the outputs of those layers as activ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from workbench.schema.architecture import Architecture, BlockSpec
@@ -67,17 +68,19 @@ class _Tally:
         self.conv(squeeze, channels, 1, 1, bias=True, norm=False)
 
 
-def _block(t: _Tally, spec: BlockSpec, size: int) -> int:
-    out = _out(size, spec.kernel, spec.stride)
+def _mbconv(t: _Tally, spec: BlockSpec, size: int, out: int) -> None:
     hidden = spec.expanded_channels
-    if spec.block == "mbconv":
-        if hidden != spec.in_channels:
-            t.conv(spec.in_channels, hidden, 1, size)
-        t.conv(hidden, hidden, spec.kernel, out, groups=hidden)
-        if spec.se_channels:
-            t.squeeze_excitation(hidden, spec.se_channels)
-        t.conv(hidden, spec.out_channels, 1, out)
-    elif hidden != spec.in_channels:
+    if hidden != spec.in_channels:
+        t.conv(spec.in_channels, hidden, 1, size)
+    t.conv(hidden, hidden, spec.kernel, out, groups=hidden)
+    if spec.se_channels:
+        t.squeeze_excitation(hidden, spec.se_channels)
+    t.conv(hidden, spec.out_channels, 1, out)
+
+
+def _fused_mbconv(t: _Tally, spec: BlockSpec, size: int, out: int) -> None:
+    hidden = spec.expanded_channels
+    if hidden != spec.in_channels:
         t.conv(spec.in_channels, hidden, spec.kernel, out)
         if spec.se_channels:
             t.squeeze_excitation(hidden, spec.se_channels)
@@ -86,6 +89,15 @@ def _block(t: _Tally, spec: BlockSpec, size: int) -> int:
         t.conv(spec.in_channels, spec.out_channels, spec.kernel, out)
         if spec.se_channels:
             t.squeeze_excitation(spec.out_channels, spec.se_channels)
+
+
+# The cost of each block kind of workbench.schema.architecture.BLOCK_KINDS, layer for layer as workbench.model builds it.
+BLOCK_COSTS: dict[str, Callable[[_Tally, BlockSpec, int, int], None]] = {"mbconv": _mbconv, "fused_mbconv": _fused_mbconv}
+
+
+def _block(t: _Tally, spec: BlockSpec, size: int) -> int:
+    out = _out(size, spec.kernel, spec.stride)
+    BLOCK_COSTS[spec.block](t, spec, size, out)
     return out
 
 

@@ -10,8 +10,16 @@ from torchvision.ops import Conv2dNormActivation, SqueezeExcitation, StochasticD
 
 from workbench.schema.architecture import BlockSpec
 
+class GELU(nn.GELU):
+    """nn.GELU taking the `inplace` argument torchvision's layers pass to every activation (GELU has no in-place form)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+
+
+# The module of each activation of workbench.schema.architecture.ACTIVATIONS.
 ACTIVATION_LAYERS: dict[str, type[nn.Module]] = {
-    "silu": nn.SiLU, "relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": nn.GELU,
+    "silu": nn.SiLU, "relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": GELU,
     "hardswish": nn.Hardswish, "mish": nn.Mish, "elu": nn.ELU,
 }
 
@@ -73,4 +81,5 @@ class FusedMBConv(_Residual):
         super().__init__(spec, layers)
 
 
+# The module of each block kind of workbench.schema.architecture.BLOCK_KINDS.
 BLOCKS: dict[str, type[_Residual]] = {"mbconv": MBConv, "fused_mbconv": FusedMBConv}

@@ -13,7 +13,24 @@ from pydantic import Field, field_validator, model_validator
 
 from workbench.schema.common import Strict, raise_at
 
-BlockKind = Literal["mbconv", "fused_mbconv"]
+
+@dataclass(frozen=True)
+class BlockKindInfo:
+    """One kind of block. Adding one: an entry here, its module in workbench.model.blocks.BLOCKS and its cost function
+    in workbench.complexity.analytic.BLOCK_COSTS; tests/test_block_kinds.py checks the three agree, block by block."""
+
+    name: str
+    short: str  # its label in stage tables
+    default_se: float  # squeeze-excitation ratio when a stage does not say
+    description: str
+
+
+BLOCK_KINDS: dict[str, BlockKindInfo] = {info.name: info for info in (
+    BlockKindInfo("mbconv", "MB", 0.25, "1x1 expand, depthwise kxk, squeeze-excitation, 1x1 project (EfficientNet's MBConv)"),
+    BlockKindInfo("fused_mbconv", "F", 0.0, "kxk expand, 1x1 project (EfficientNetV2's Fused-MBConv; a single kxk conv at expand 1)"),
+)}
+BlockKind = Literal[tuple(BLOCK_KINDS)]  # type: ignore[valid-type]
+# Activations by name; workbench.model.blocks.ACTIVATION_LAYERS maps each to its torch module (checked by a test).
 ACTIVATIONS = ("silu", "relu", "relu6", "gelu", "hardswish", "mish", "elu")
 SCHEMA_REF = Field(default=None, alias="$schema", exclude=True, description="Path or URL of this file's JSON Schema.")
 
@@ -42,7 +59,7 @@ def scale_depth(layers: int, depth_mult: float) -> int:
 
 
 class Stage(Strict):
-    block: BlockKind = Field(description="mbconv (1x1 expand, depthwise kxk, SE, 1x1 project) or fused_mbconv (kxk expand, 1x1 project).")
+    block: BlockKind = Field(description="; ".join(f"{info.name}: {info.description}" for info in BLOCK_KINDS.values()) + ".")
     expand: float = Field(ge=1, le=MAX_EXPAND, description=f"Expansion ratio of the hidden width to the block's input width (1 to {MAX_EXPAND}).")
     kernel: int = Field(ge=1, le=MAX_KERNEL, description=f"Kernel size of the spatial convolution (odd, at most {MAX_KERNEL}).")
     stride: Literal[1, 2] = Field(description="Stride of the stage's first block.")
@@ -64,7 +81,7 @@ class Stage(Strict):
     def se(self) -> float:
         if self.se_ratio is not None:
             return self.se_ratio
-        return 0.25 if self.block == "mbconv" else 0.0
+        return BLOCK_KINDS[self.block].default_se
 
 
 class StochasticDepth(Strict):

@@ -2,7 +2,7 @@
 
 Ray Tune snapshots its experiment state periodically, so after a `kill -9` that snapshot can lag behind trials
 that already finished. Each trial's status.json, written atomically by the trainer after every epoch, does not:
-resuming a study means skipping trials whose status is final and resuming the others from checkpoint_last.pt.
+resuming a study means skipping trials whose status is finished and resuming the others from checkpoint_last.pt.
 """
 
 from __future__ import annotations
@@ -13,25 +13,25 @@ from typing import Any
 from workbench import trialdir
 from workbench.errors import WorkbenchError
 from workbench.study.trials import TrialSpec
-from workbench.trialdir import FINISHED, read_json, write_json
-
-TRIAL, STUDY = "trial.json", "study.json"
-SUMMARY_CSV, SUMMARY_PARQUET = "summary.csv", "summary.parquet"
-SUMMARY_COLUMNS = ["study", "trial_id", "variant", "seed", "params", "flops", "best_val_top1", "final_val_top1",
-                   "epochs_run", "seconds", "train_images_per_s", "status", "reason"]
+from workbench.trialdir import FINISHED, SUMMARY_HEAD, SUMMARY_TAIL, TRIAL, read_json, write_json
 
 
 def trial_dir(folder: Path, trial_id: str) -> Path:
-    return folder / "trials" / trial_id
+    return folder / trialdir.TRIALS / trial_id
 
 
 def status_of(folder: Path, trial_id: str) -> dict[str, Any]:
-    status = read_json(trial_dir(folder, trial_id) / trialdir.STATUS)
-    return status if isinstance(status, dict) else {"status": trialdir.PENDING, "reason": None}
+    return trialdir.status_of(trial_dir(folder, trial_id))
 
 
 def is_finished(folder: Path, trial_id: str) -> bool:
     return status_of(folder, trial_id).get("status") in FINISHED
+
+
+def recorded_trials(folder: Path) -> list[dict[str, Any]]:
+    """Every trial.json of the study folder (what an Optuna study proposed so far), by trial id."""
+    records = (read_json(path) for path in sorted((folder / trialdir.TRIALS).glob(f"*/{TRIAL}")))
+    return [r for r in records if isinstance(r, dict) and r.get("trial_id")]
 
 
 def check_same_trials(folder: Path, trials: list[TrialSpec]) -> None:
@@ -56,34 +56,23 @@ def record_trial(folder: Path, trial: TrialSpec) -> None:
 
 
 def mark(folder: Path, trial_id: str, status: str, reason: str) -> None:
-    path = trial_dir(folder, trial_id) / trialdir.STATUS
-    current = read_json(path)
-    current = current if isinstance(current, dict) else {}
-    write_json(path, {**current, "status": status, "reason": reason}, "status")
+    current = status_of(folder, trial_id)
+    write_json(trial_dir(folder, trial_id) / trialdir.STATUS, {**current, "status": status, "reason": reason}, "status")
 
 
 def summary_rows(folder: Path, study_name: str) -> list[dict[str, Any]]:
-    rows = []
-    for path in sorted((folder / "trials").glob(f"*/{TRIAL}")):
-        trial = read_json(path) or {}
-        status = read_json(path.parent / trialdir.STATUS) or {"status": trialdir.PENDING}
-        row = {"study": study_name, "trial_id": trial.get("trial_id", path.parent.name), "variant": trial.get("variant"),
-               "seed": trial.get("seed")}
-        row.update({f"hp.{k}": v for k, v in (trial.get("hparams") or {}).items()})
-        row.update({k: status.get(k) for k in SUMMARY_COLUMNS if k not in row})
-        rows.append(row)
-    return rows
+    paths = sorted((folder / trialdir.TRIALS).glob(f"*/{TRIAL}"))
+    return [trialdir.summary_row(study_name, read_json(p) or {}, trialdir.status_of(p.parent), p.parent.name) for p in paths]
 
 
 def write_summary(folder: Path, study_name: str) -> Path:
     import pandas as pd
 
-    rows = summary_rows(folder, study_name)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(summary_rows(folder, study_name))
     hp = sorted(c for c in frame.columns if c.startswith("hp."))
-    frame = frame.reindex(columns=SUMMARY_COLUMNS[:4] + hp + SUMMARY_COLUMNS[4:])
-    trialdir.atomic_write(folder / SUMMARY_CSV, lambda tmp: frame.to_csv(tmp, index=False), "summary_csv")
+    frame = frame.reindex(columns=[*SUMMARY_HEAD, *hp, *SUMMARY_TAIL])
+    trialdir.atomic_write(folder / trialdir.SUMMARY_CSV, lambda tmp: frame.to_csv(tmp, index=False), "summary_csv")
     # Parquet needs one type per column: hyper-parameter columns may mix numbers and strings.
     typed = frame.astype({c: "string" for c in hp if frame[c].map(type).nunique() > 1})
-    trialdir.atomic_write(folder / SUMMARY_PARQUET, lambda tmp: typed.to_parquet(tmp, index=False), "summary_parquet")
-    return folder / SUMMARY_CSV
+    trialdir.atomic_write(folder / trialdir.SUMMARY_PARQUET, lambda tmp: typed.to_parquet(tmp, index=False), "summary_parquet")
+    return folder / trialdir.SUMMARY_CSV

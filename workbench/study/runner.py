@@ -1,8 +1,13 @@
-"""Run a study's trials on Ray Tune: locally, on one GPU shared by several trials, or on a Ray cluster."""
+"""Run a study's trials on Ray Tune: locally, on one GPU shared by several trials, or on a Ray cluster.
+
+    prepared = prepare("studies/fused_vs_mb.json")   # validate the study and every trial, once
+    outcome = run_prepared(prepared)                 # grid / random / sampled architectures, or Optuna proposals
+
+The trial folders are the ledger (workbench.study.ledger); after Tune ends, every trial gets the status it earned.
+"""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -10,16 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from workbench import trialdir
-from workbench.errors import ConfigError, WorkbenchError
+from workbench.errors import ConfigError
 from workbench.schema.study import Study
 from workbench.study import ledger
-from workbench.study.trials import TrialSpec, expand, load_study, optuna_trial_id, variant_job
-
-# Ray writes its own per-trial CSV/JSON/TensorBoard loggers and changes into trial folders by default; the
-# trainer already writes every file the workbench reads, with absolute paths. Ctrl-C must reach the driver as
-# KeyboardInterrupt (Ray's own handler would end tuner.fit() quietly, indistinguishable from a finished run).
-RAY_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1", "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1", "RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_AIR_NEW_OUTPUT": "0",
-           "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1e9", "RAY_DEDUP_LOGS": "0"}
+from workbench.study.cluster import start_ray
+from workbench.study.sampling import Sampling, finished_reward, sample_space, write_sampled
+from workbench.study.trials import TrialSpec, grid_trials, load_study
 
 # Set by the CLI's SIGINT/SIGTERM handler. The KeyboardInterrupt it also raises can be lost inside Ray (seen once
 # in tests/test_study_run.py: the driver ran the study to the end after Ctrl-C); a Tune stopper reading this flag
@@ -51,28 +52,80 @@ class StudyOutcome:
     @property
     def failed(self) -> list[tuple[str, str]]:
         return [(t, s.get("reason") or s.get("status")) for t, s in self.statuses().items()
-                if s.get("status") in (trialdir.FAILED, trialdir.DIVERGED)]
-
-    @property
-    def unfinished(self) -> list[str]:
-        return [t for t, s in self.statuses().items() if s.get("status") not in ledger.FINISHED and s.get("status") != trialdir.FAILED]
+                if s.get("status") in trialdir.FAILURES]
 
 
-def prepare(study_file: str | Path, sets: list[str] = (), *, allow_cpu: bool = False, out: str | None = None) -> tuple[Study, dict, list[TrialSpec], Path]:
+
+@dataclass
+class PreparedStudy:
+    """A validated study and its trials (none yet for Optuna, which proposes them while it runs)."""
+
+    study_file: str
+    sets: list[str]
+    study: Study
+    resolved: dict[str, Any]  # the study as validated, for study.json
+    folder: Path
+    trials: list[TrialSpec]
+    allow_cpu: bool = False
+    sampling: Sampling | None = None  # an architecture search's draws
+
+
+def prepare(study_file: str | Path, sets: list[str] | tuple[str, ...] = (), *, allow_cpu: bool = False, out: str | None = None) -> PreparedStudy:
     """Validate the study and every trial's job before anything starts."""
     study, resolved = load_study(study_file, sets)
     if allow_cpu and study.resources.gpus:
         study = study.model_copy(update={"resources": study.resources.model_copy(update={"gpus": 0.0})})
         resolved["resources"]["gpus"] = 0.0
     folder = Path(out) if out else Path(study.storage_path) / study.name
-    trials = expand(study, study_file) if study.algorithm != "optuna" else []
+    sampling, trials = _plan(study, study_file)
     for trial in trials:
-        _absolute_paths(trial.job, allow_cpu, f"{study_file} (trial {trial.trial_id})")
-    return study, resolved, trials, folder
+        absolute_paths(trial.job, allow_cpu, f"{study_file} (trial {trial.trial_id})")
+    return PreparedStudy(str(study_file), list(sets), study, resolved, folder, trials, allow_cpu, sampling)
 
 
-def _absolute_paths(job: dict[str, Any], allow_cpu: bool, source: str) -> None:
-    # Trials run in Ray worker processes, possibly on other nodes: relative paths must not depend on their cwd.
+@dataclass(frozen=True)
+class TrialRow:
+    """One line of a dry run's trial table: the network as trained and its backbone cost at the train resolution."""
+
+    trial_id: str
+    variant: str
+    seed: int
+    hparams: dict[str, Any]
+    resolution: int
+    params: int
+    flops: int
+    status: str
+
+
+def trial_overview(prepared: PreparedStudy) -> list[TrialRow]:
+    from workbench.complexity import analytic_cost
+    from workbench.schema.recipe import TrainJob
+
+    rows = []
+    for trial in prepared.trials:
+        network = TrainJob.model_validate(trial.job).network
+        cost = analytic_cost(network, network.resolution.train, num_classes=0)
+        status = ledger.status_of(prepared.folder, trial.trial_id)["status"]
+        rows.append(TrialRow(trial.trial_id, trial.variant, trial.seed, trial.hparams, network.resolution.train, cost.params, cost.flops, status))
+    return rows
+
+
+def planned_trials(study: Study, study_file: str | Path) -> list[TrialSpec]:
+    """The trials a grid, random or architecture-search study runs, in a stable order (Optuna proposes its own)."""
+    return _plan(study, study_file)[1]
+
+
+def _plan(study: Study, study_file: str | Path) -> tuple[Sampling | None, list[TrialSpec]]:
+    if study.algorithm == "optuna":
+        return None, []
+    if study.search is None:
+        return None, grid_trials(study, study_file)
+    sampling = sample_space(study, study_file)
+    return sampling, sampling.trials()
+
+
+def absolute_paths(job: dict[str, Any], allow_cpu: bool, source: str) -> None:
+    """Trials run in Ray worker processes, possibly on other nodes: relative paths must not depend on their cwd."""
     for key in ("path", "root"):
         if job["dataset"].get(key):
             try:
@@ -83,22 +136,24 @@ def _absolute_paths(job: dict[str, Any], allow_cpu: bool, source: str) -> None:
         job["recipe"]["device"] = "cpu"
 
 
-def run_study(study_file: str | Path, sets: list[str] = (), *, address: str | None = None, allow_cpu: bool = False,
+def run_study(study_file: str | Path, sets: list[str] | tuple[str, ...] = (), *, address: str | None = None, allow_cpu: bool = False,
               out: str | None = None, display: bool = True) -> StudyOutcome:
-    study, resolved, trials, folder = prepare(study_file, sets, allow_cpu=allow_cpu, out=out)
-    ledger.check_same_trials(folder, trials)
+    return run_prepared(prepare(study_file, sets, allow_cpu=allow_cpu, out=out), address=address, display=display)
+
+
+def run_prepared(prepared: PreparedStudy, *, address: str | None = None, display: bool = True) -> StudyOutcome:
+    study, folder = prepared.study, prepared.folder
+    ledger.check_same_trials(folder, prepared.trials)
     if folder.is_dir():
         trialdir.remove_temporaries(folder)  # of a driver killed while it wrote the summary
-    ledger.write_json(folder / "study.json", {**resolved, "source": str(study_file), "sets": list(sets)})
-    if study.search is not None and trials:
-        from workbench.study.search import write_sampled
-
-        write_sampled(folder, study, study_file, trials)
+    trialdir.write_json(folder / trialdir.STUDY, {**prepared.resolved, "source": prepared.study_file, "sets": prepared.sets}, "study_json")
+    if prepared.sampling is not None:
+        write_sampled(folder, prepared.sampling, prepared.trials)
     started = time.time()
     if study.algorithm == "optuna":
-        outcome = _run_optuna(study, study_file, folder, address, allow_cpu, display)
+        outcome = _run_optuna(prepared, address, display)
     else:
-        outcome = _run_grid(study, trials, folder, address, display)
+        outcome = _run_grid(study, prepared.trials, folder, address, display)
     outcome.seconds = time.time() - started
     ledger.write_summary(folder, study.name)
     return outcome
@@ -117,64 +172,60 @@ def _run_grid(study: Study, trials: list[TrialSpec], folder: Path, address: str 
         return outcome
     from ray import tune
 
-    specs = {t.trial_id: t.record() for t in pending}
-    param_space = {"trial_id": tune.grid_search([t.trial_id for t in pending])}
-    outcome.interrupted = _tune(study, folder, address, param_space, specs, None, len(trials), len(outcome.skipped), display)
+    plan = TunePlan(param_space={"trial_id": tune.grid_search([t.trial_id for t in pending])},
+                    specs={t.trial_id: t.record() for t in pending}, total=len(trials), done_before=len(outcome.skipped))
+    outcome.interrupted = _tune(study, folder, address, display, plan)
     return outcome
 
 
-def _run_optuna(study: Study, study_file: str | Path, folder: Path, address: str | None, allow_cpu: bool, display: bool) -> StudyOutcome:
-    """TPE through OptunaSearch; finished trials seed the searcher again on resume (evaluated_rewards)."""
-    from workbench.study.optuna import EarnedOptunaSearch, tell_finished
+def _run_optuna(prepared: PreparedStudy, address: str | None, display: bool) -> StudyOutcome:
+    """TPE through OptunaSearch; finished trials seed the searcher again on resume, unfinished ones are proposed first."""
+    from workbench.study.optuna import OptunaContext, make_searcher, tell_finished
 
-    if study.search is not None:
-        from workbench.study.search import optuna_context, optuna_searcher
-
-        context = optuna_context(study, study_file)
-    else:
-        variant, seed = study.variants[0].name, study.seeds[0]
-        context = {"base": variant_job(study, study_file, variant), "variant": variant, "seed": seed, "study_file": str(study_file)}
-    _absolute_paths(context["base"], allow_cpu, str(study_file))
-    done = [r for r in (ledger.read_json(p) for p in sorted((folder / "trials").glob("*/trial.json"))) if r]
+    study, folder = prepared.study, prepared.folder
+    context = OptunaContext.of(study, prepared.study_file)
+    absolute_paths(context.base_job, prepared.allow_cpu, prepared.study_file)
+    done = ledger.recorded_trials(folder)
     finished = [r for r in done if ledger.is_finished(folder, r["trial_id"])]
     unfinished = [r for r in done if r not in finished]
     outcome = StudyOutcome(study, folder, [r["trial_id"] for r in done], skipped=[r["trial_id"] for r in finished])
     remaining = study.num_samples - len(finished)
     if remaining <= 0:
         return outcome
-    # Unfinished trials are proposed again first (they resume from their checkpoints); finished ones are told with
-    # their results. (Ray's points_to_evaluate with evaluated_rewards needs a reward for every point.)
-    options = dict(metric=study.metric, mode=study.mode, seed=study.sample_seed, points_to_evaluate=[r["hparams"] for r in unfinished] or None)
-    searcher = optuna_searcher(context["search"], folder, **options) if study.search else EarnedOptunaSearch(space=_ray_space(study), **options)
+    # (Ray's points_to_evaluate with evaluated_rewards needs a reward for every point: finished ones are told instead.)
+    searcher = make_searcher(study, context, folder, metric=study.metric, mode=study.mode, seed=study.sample_seed,
+                             points_to_evaluate=[r["hparams"] for r in unfinished] or None)
+    metric = "val_top1" if study.metric == "reward" else study.metric
     for record in finished:
         trial_id = record["trial_id"]
-        metric = "val_top1" if study.metric == "reward" else study.metric
         tell_finished(searcher, ledger.trial_dir(folder, trial_id), record["hparams"], metric, _final_metric(folder, trial_id, study.metric))
-    outcome.interrupted = _tune(study, folder, address, {}, {}, context, study.num_samples, len(finished), display,
-                                search_alg=searcher, num_samples=remaining)
-    outcome.trials = [r["trial_id"] for r in (ledger.read_json(p) for p in sorted((folder / "trials").glob("*/trial.json"))) if r]
+    plan = TunePlan(total=study.num_samples, done_before=len(finished), optuna=context, search_alg=searcher, num_samples=remaining)
+    outcome.interrupted = _tune(study, folder, address, display, plan)
+    outcome.trials = [r["trial_id"] for r in ledger.recorded_trials(folder)]
     return outcome
-
-
-def _ray_space(study: Study) -> dict[str, Any]:
-    from ray import tune
-
-    makers = {"choice": lambda p: tune.choice(p.values), "uniform": lambda p: tune.uniform(p.low, p.high),
-              "loguniform": lambda p: tune.loguniform(p.low, p.high), "randint": lambda p: tune.randint(int(p.low), int(p.high))}
-    return {key: makers[p.type](p) for key, p in study.space.items()}
 
 
 def _final_metric(folder: Path, trial_id: str, metric: str) -> float | None:
     if metric == "reward":
-        from workbench.study.search import finished_reward
-
         return finished_reward(folder, trial_id)
     status = ledger.status_of(folder, trial_id)
     return status.get(f"final_{metric}", status.get(metric))
 
 
-def _tune(study: Study, folder: Path, address: str | None, param_space: dict, specs: dict, optuna_context: dict | None,
-          total: int, done_before: int, display: bool, search_alg=None, num_samples: int = 1) -> bool:
+@dataclass
+class TunePlan:
+    """What one tune.Tuner runs: grid trials by id (specs), or Optuna's proposals (search_alg, num_samples)."""
+
+    total: int  # trials of the study, for the live display
+    done_before: int  # finished in earlier runs
+    param_space: dict[str, Any] = field(default_factory=dict)
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    optuna: Any = None  # OptunaContext
+    search_alg: Any = None
+    num_samples: int = 1
+
+
+def _tune(study: Study, folder: Path, address: str | None, display: bool, plan: TunePlan) -> bool:
     """Start (or join) Ray, run the trials, and fix up statuses Ray decided. Returns True when interrupted."""
     import ray
     from ray import tune
@@ -182,23 +233,22 @@ def _tune(study: Study, folder: Path, address: str | None, param_space: dict, sp
     from workbench.study.display import LiveDisplay
     from workbench.study.trainable import run_trial
 
-    os.environ.update(RAY_ENV)
     _STOP_REQUESTED.clear()
-    _start_ray(study, address)
-    trainable = tune.with_parameters(run_trial, specs=specs, folder=str(folder.resolve()), threads=max(1, int(study.resources.cpus)),
-                                     optuna=optuna_context)
+    start_ray(study, address)
+    trainable = tune.with_parameters(run_trial, specs=plan.specs, folder=str(folder.resolve()), threads=max(1, int(study.resources.cpus)),
+                                     optuna=plan.optuna)
     trainable = tune.with_resources(trainable, {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
-    live = LiveDisplay(study.name, total, done_before, study.metric, study.mode, enabled=display)
+    live = LiveDisplay(study.name, plan.total, plan.done_before, study.metric, study.mode, enabled=display)
     tuner = tune.Tuner(
         trainable,
-        param_space=param_space,
+        param_space=plan.param_space,
         tune_config=tune.TuneConfig(
-            metric=study.metric, mode=study.mode, search_alg=search_alg, scheduler=_scheduler(study),
-            num_samples=num_samples, max_concurrent_trials=study.max_concurrent_trials, reuse_actors=True,
+            metric=study.metric, mode=study.mode, search_alg=plan.search_alg, scheduler=_scheduler(study),
+            num_samples=plan.num_samples, max_concurrent_trials=study.max_concurrent_trials, reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(
-            name="ray", storage_path=str(folder.resolve()), verbose=0, callbacks=[live], stop=_stop_on_request(),
+            name=trialdir.RAY, storage_path=str(folder.resolve()), verbose=0, callbacks=[live], stop=_stop_on_request(),
             failure_config=tune.FailureConfig(max_failures=study.max_failures, fail_fast=False),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
@@ -253,66 +303,6 @@ def _epochs(study: Study) -> int:
     return study.recipe.epochs if isinstance(study.recipe, Recipe) else Recipe().epochs
 
 
-def _start_ray(study: Study, address: str | None) -> None:
-    import ray
-
-    address = address or os.environ.get("RAY_ADDRESS")
-    if ray.is_initialized():
-        ray.shutdown()
-    if address:
-        _probe(address)
-        try:
-            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-        except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
-            raise WorkbenchError([
-                f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}",
-                "Is `ray start --head` running there, and does this machine have the cluster's auth token "
-                "(~/.ray/auth_token, or RAY_AUTH_MODE=disabled on both sides of a trusted network)?",
-            ]) from None
-        _check_gpus(study, ray.cluster_resources().get("GPU", 0), f"the Ray cluster at {address}")
-        return
-    import torch
-
-    gpus = torch.cuda.device_count()
-    _check_gpus(study, gpus, "this machine")
-    # address="local": always a private Ray, never a cluster someone else started on this machine.
-    ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=gpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-             object_store_memory=256 * 1024 * 1024, runtime_env={"env_vars": RAY_ENV})
-
-
-def _probe(address: str) -> None:
-    """ray.init(address=...) retries an unreachable head for minutes; a plain TCP connect answers in seconds."""
-    import socket
-
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        return  # "auto" and other forms Ray resolves itself
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as exc:
-        raise WorkbenchError([f"no Ray cluster answers at {address} ({exc.strerror or exc})",
-                              "Start one with `ray start --head --port=PORT` (see README: On a Ray cluster)."]) from None
-
-
-def check_gpus_available(study: Study) -> None:
-    """Answer at once, before Ray starts, when a local study asks for GPUs this machine lacks."""
-    if study.resources.gpus <= 0:
-        return
-    import torch
-
-    _check_gpus(study, torch.cuda.device_count(), "this machine")
-
-
-def _check_gpus(study: Study, available: float, where: str) -> None:
-    wanted = study.resources.gpus
-    if wanted > 0 and available < wanted:
-        raise WorkbenchError([
-            f"the study asks for {wanted:g} GPU per trial (resources.gpus) but {where} has {available:g}: "
-            "Ray would wait for GPUs forever.",
-            "Run on CPU with --allow-cpu, set resources.gpus=0, or pass --address of a Ray cluster with GPUs.",
-        ])
-
-
 def _settle_statuses(folder: Path, results, interrupted: bool, pruning: bool) -> None:
     """After Tune ends: give every trial the status it earned, where the trainer could not write it itself.
 
@@ -322,11 +312,11 @@ def _settle_statuses(folder: Path, results, interrupted: bool, pruning: bool) ->
     failed with Ray's error when the trial raised outside the trainer.
     """
     errors = _errors_by_trial(results)
-    for trial_json in sorted((folder / "trials").glob(f"*/{ledger.TRIAL}")):
+    for trial_json in sorted((folder / trialdir.TRIALS).glob(f"*/{trialdir.TRIAL}")):
         trial_id = trial_json.parent.name
         status = ledger.status_of(folder, trial_id)
         state, epochs = status.get("status"), status.get("epochs_run") or 0
-        if state in ledger.FINISHED or (state == trialdir.FAILED and not interrupted):
+        if state in trialdir.FINISHED or (state == trialdir.FAILED and not interrupted):
             continue
         if state == trialdir.PENDING and trial_id not in errors:
             continue  # never started: the next run trains it
@@ -357,7 +347,7 @@ def _errors_by_trial(results) -> dict[str, str]:
 
 
 def _planned_epochs(trial_json: Path) -> int | None:
-    record = ledger.read_json(trial_json) or {}
+    record = trialdir.read_json(trial_json) or {}
     return ((record.get("job") or {}).get("recipe") or {}).get("epochs")
 
 

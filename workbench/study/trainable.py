@@ -7,24 +7,26 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench import trialdir
 from workbench.study import ledger
-from workbench.study.trials import TrialSpec, _assign, _validated, optuna_trial_id
+
+if TYPE_CHECKING:
+    from workbench.study.optuna import OptunaContext
 
 
-def run_trial(config: dict[str, Any], specs: dict[str, dict], folder: str, threads: int, optuna: dict | None) -> None:
+def run_trial(config: dict[str, Any], specs: dict[str, dict], folder: str, threads: int, optuna: OptunaContext | None) -> None:
     """Each report carries `workbench_trial_id` (so the driver matches Ray's results to trial folders) and
     `finished` (1 on the report that ended the trial, whose final status is on disk by then; 0 before): a trial
     that Tune stops after a report with finished 0 was pruned by the scheduler, not completed."""
     from ray import tune
 
     from workbench.schema.recipe import TrainJob
-    from workbench.study.search import with_reward
+    from workbench.study.sampling import with_reward
     from workbench.train import fit
 
-    spec = _optuna_spec(config, optuna, Path(folder)) if optuna else specs[config["trial_id"]]
+    spec = optuna.trial(config, Path(folder)).record() if optuna else specs[config["trial_id"]]
     out = ledger.trial_dir(Path(folder), spec["trial_id"])
     _restore_from_ray(out)
     last = {"finished": False}
@@ -43,19 +45,6 @@ def run_trial(config: dict[str, Any], specs: dict[str, dict], folder: str, threa
     status = fit(TrainJob.model_validate(spec["job"]), out, on_epoch=on_epoch, progress=False, resume=True, trial=meta, threads=threads)
     if not last["finished"]:  # finished in an earlier run, or diverged: report its final figures so Ray ranks it too
         report({"epoch": status.get("epochs_run") or 0, "val_top1": status.get("final_val_top1"), "finished": True})
-
-
-def _optuna_spec(config: dict[str, Any], context: dict[str, Any], folder: Path) -> dict[str, Any]:
-    if context.get("search") is not None:
-        return context["search"].optuna_spec(config, folder)
-    hparams = {k: v for k, v in config.items()}
-    trial_id = optuna_trial_id(context["variant"], context["seed"], hparams)
-    job = _assign(context["base"], hparams, f"{context['study_file']}: space")
-    job["recipe"]["seed"] = context["seed"]
-    job = _validated(job, f"{context['study_file']} (trial {trial_id})")
-    spec = TrialSpec(trial_id, context["variant"], context["seed"], hparams, context["base"]["architecture"].get("name", ""), job)
-    ledger.record_trial(folder, spec)
-    return spec.record()
 
 
 def _restore_from_ray(out: Path) -> None:

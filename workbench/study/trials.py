@@ -1,7 +1,9 @@
-"""From a study file to its list of trials: variants x hyper-parameter points x seeds, each a full TrainJob.
+"""From a study file to its trials, each a full, validated TrainJob with its id, variant, seed and hyper-parameters.
 
-Sampling of the non-grid dimensions happens here, from the study's sample_seed, so re-running the same
-command draws the same trials and a resumed study finds its finished trials by id.
+`build_trial` is the one way a trial is made: grid and random expansion (here), sampled architectures
+(workbench.study.sampling) and Optuna's proposals (workbench.study.optuna) all assign their hyper-parameters to a
+base job with it, set the seed, validate, and get a TrialSpec. Non-grid dimensions are drawn from the study's
+sample_seed, so re-running the same command draws the same trials and a resumed study finds its trials by id.
 """
 
 from __future__ import annotations
@@ -64,23 +66,17 @@ def _read_recipe(data: dict[str, Any], study_file: str | Path, source: str) -> d
     return {**data, "recipe": {k: v for k, v in recipe.items() if k != "$schema"} if isinstance(recipe, dict) else recipe}
 
 
-def expand(study: Study, study_file: str | Path) -> list[TrialSpec]:
-    """Every trial of a grid or random study, in a stable order. (optuna trials come from the searcher.)
-
-    A search study's trials are its sampled architectures (workbench.study.search)."""
-    if study.search is not None:
-        from workbench.study.search import sample_trials
-
-        return sample_trials(study, study_file)
+def grid_trials(study: Study, study_file: str | Path) -> list[TrialSpec]:
+    """Every trial of a grid or random study, in a stable order: variants x hyper-parameter points x seeds."""
     points = hyperparameter_points(study)
     trials = []
-    for variant in study.variants:
+    for index, variant in enumerate(study.variants):
         base = variant_job(study, study_file, variant.name)
-        for index, hparams in enumerate(points):
-            for seed in study.seeds:
-                suffix = f"-p{index:03d}" if len(points) > 1 else ""
-                trial_id = f"{variant.name}{suffix}-s{seed}"
-                trials.append(make_trial(study, study_file, base, variant.name, seed, hparams, trial_id))
+        architecture = str(resolve_path(study_file, variant.architecture))
+        for point, hparams in enumerate(points):
+            suffix = f"-p{point:03d}" if len(points) > 1 else ""
+            trials += [build_trial(base, hparams, seed, trial_id=f"{variant.name}{suffix}-s{seed}", variant=variant.name,
+                                   architecture=architecture, source=str(study_file)) for seed in study.seeds]
     return trials
 
 
@@ -114,7 +110,7 @@ def variant_job(study: Study, study_file: str | Path, variant_name: str) -> dict
         arch = read_json(arch_path)
     except ConfigError as exc:
         raise ConfigError(str(study_file), [(f"variants[{index}].architecture", line) for line in exc.lines]) from None
-    return _assign(study_job(study, arch), variant.override, f"{study_file}: variants[{index}].override")
+    return assign(study_job(study, arch), variant.override, f"{study_file}: variants[{index}].override")
 
 
 def study_job(study: Study, architecture: Any) -> dict[str, Any]:
@@ -128,13 +124,14 @@ def study_job(study: Study, architecture: Any) -> dict[str, Any]:
     }
 
 
-def make_trial(study: Study, study_file: str | Path, base: dict[str, Any], variant: str, seed: int,
-               hparams: dict[str, Any], trial_id: str) -> TrialSpec:
-    job = _assign(base, hparams, f"{study_file}: space")
+def build_trial(base: dict[str, Any], hparams: dict[str, Any], seed: int, *, trial_id: str, variant: str, architecture: str,
+                source: str, recorded: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> TrialSpec:
+    """`base` with `hparams` assigned (dotted keys into architecture, recipe, scale, dataset) and the seed set, validated.
+    `recorded`: what trial.json lists as hyper-parameters (default `hparams`; a search adds its architecture choices)."""
+    job = assign(base, hparams, f"{source}: space")
     job["recipe"]["seed"] = seed
-    job = _validated(job, f"{study_file} (trial {trial_id})")
-    arch_file = next(v.architecture for v in study.variants if v.name == variant)
-    return TrialSpec(trial_id, variant, seed, hparams, str(resolve_path(study_file, arch_file)), job)
+    job = validated_job(job, f"{source} (trial {trial_id})")
+    return TrialSpec(trial_id, variant, seed, hparams if recorded is None else recorded, architecture, job, extra or {})
 
 
 def optuna_trial_id(variant: str, seed: int, hparams: dict[str, Any]) -> str:
@@ -142,7 +139,8 @@ def optuna_trial_id(variant: str, seed: int, hparams: dict[str, Any]) -> str:
     return f"{variant}-h{digest}-s{seed}"
 
 
-def _assign(job: dict[str, Any], assignments: dict[str, Any], source: str) -> dict[str, Any]:
+def assign(job: dict[str, Any], assignments: dict[str, Any], source: str) -> dict[str, Any]:
+    """A copy of `job` with each dotted assignment set (a key without a job part addresses the architecture)."""
     job = json.loads(json.dumps(job))
     for key, value in assignments.items():
         part, rest = split_key(key)
@@ -150,7 +148,8 @@ def _assign(job: dict[str, Any], assignments: dict[str, Any], source: str) -> di
     return job
 
 
-def _validated(job: dict[str, Any], source: str) -> dict[str, Any]:
+def validated_job(job: dict[str, Any], source: str) -> dict[str, Any]:
+    """The job as TrainJob validates and dumps it; errors name `source` and the field."""
     from pydantic import ValidationError
 
     try:

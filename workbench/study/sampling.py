@@ -4,10 +4,8 @@ random  rejection sampling from the study's sample_seed: draw every choice, buil
         (after the study's scale and any `space` hyper-parameters), count it with the analytic cost model, keep it
         when it meets the constraints and is new. The same command draws the same architectures, so a re-run
         resumes by trial id (a000-s0, a001-s0, ...).
-optuna  TPE through Ray Tune's OptunaSearch. A proposal over budget never becomes a Ray trial: the searcher tells
-        Optuna at once that it is infeasible (Trial.set_constraint, which TPE's constrained mode ranks below every
-        feasible point by how far it violates the budget) and asks again. Nothing over budget is trained, no trial
-        slot or folder is spent on it, and num_samples counts trained architectures.
+optuna  TPE through Ray Tune's OptunaSearch (workbench.study.optuna), which costs each proposal with the same
+        SearchContext before it becomes a trial.
 
 Every sampled architecture is written as an ordinary architecture JSON (results/<study>/architectures/<id>.json)
 with the study's scale folded in, so `workbench train`, `workbench flops` and `workbench show` take it as is.
@@ -32,36 +30,25 @@ from workbench.schema.overrides import set_path
 from workbench.schema.search import DRAW_OVERHEAD, SAMPLING_BUDGET
 from workbench.schema.study import Study, resolve_path
 from workbench.study import ledger
-from workbench.study.trials import TrialSpec, _assign, _validated, sample, study_job
+from workbench.study.trials import TrialSpec, assign, build_trial, sample, study_job
+from workbench import trialdir
+from workbench.trialdir import nas_reward, reward_of
 
 ARCHITECTURE_SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "architecture.schema.json"
-SEARCH_FILE = "search.json"
-# The objective value told to Optuna for an infeasible proposal. TPE ranks infeasible trials by their constraint
-# violation, not by this value; it only has to be a number, and the worst one if anything else ever reads it.
-PENALTY = {"max": -1e9, "min": 1e9}
 GROWING = ("layers", "out_channels", "expand", "stem_channels", "head_channels")  # choices whose larger values make a larger network
-
-
-def nas_reward(accuracy: float, flops: float, target_flops: float, weight: float = -0.07) -> float:
-    """EfficientNet's (MnasNet's) objective ACC(m) x [FLOPS(m) / T]^w."""
-    return accuracy * (flops / target_flops) ** weight
 
 
 def with_reward(metrics: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     """A search trial's epoch metrics plus `reward` (the NAS objective of its val_top1)."""
-    factor = (record.get("search") or {}).get("reward_factor")
-    accuracy = metrics.get("val_top1")
-    if factor is None or not isinstance(accuracy, (int, float)):
-        return metrics
-    return {**metrics, "reward": accuracy * factor}
+    reward = reward_of(record, metrics.get("val_top1"))
+    return metrics if reward is None else {**metrics, "reward": reward}
 
 
 def finished_reward(folder: Path, trial_id: str) -> float | None:
     """The reward of a finished trial from its final val top-1, as Optuna was told it live (the trainer does not
     write rewards itself)."""
-    record = ledger.read_json(ledger.trial_dir(folder, trial_id) / ledger.TRIAL) or {}
-    final = ledger.status_of(folder, trial_id).get("final_val_top1")
-    return with_reward({"val_top1": final}, record).get("reward") if final is not None else None
+    record = trialdir.read_json(ledger.trial_dir(folder, trial_id) / trialdir.TRIAL) or {}
+    return reward_of(record, ledger.status_of(folder, trial_id).get("final_val_top1"))
 
 
 # --- candidates -------------------------------------------------------------------------------------------
@@ -209,7 +196,7 @@ class SearchContext:
         return arch
 
     def candidate(self, choices: dict[str, Any], hparams: dict[str, Any]) -> Candidate:
-        job = _assign({**self.base_job, "architecture": self.architecture(choices)}, hparams, f"{self.study_file}: space")
+        job = assign({**self.base_job, "architecture": self.architecture(choices)}, hparams, f"{self.study_file}: space")
         network = self._network(job, choices)
         constraints = self.space.constraints
         cost = analytic_cost(network, constraints.resolution, constraints.num_classes)
@@ -240,19 +227,17 @@ class SearchContext:
         return None if target is None else nas_reward(1.0, flops, target, self.space.reward.weight)
 
     def trial(self, candidate: Candidate, arch_id: str, seed: int, sampler: str) -> TrialSpec:
-        trial_id = f"{arch_id}-s{seed}"
-        job = json.loads(json.dumps(candidate.job))
         constraints = self.space.constraints
+        resolution = constraints.resolution or self._network(candidate.job, candidate.choices).resolution.eval_size
         search = {"architecture_id": arch_id, "sampler": sampler, "choices": candidate.choices, "params": candidate.params,
-                  "flops": candidate.flops, "resolution": constraints.resolution or self._network(job, candidate.choices).resolution.eval_size,
-                  "num_classes": constraints.num_classes, "reward_factor": self.reward_factor(candidate.flops),
-                  "target_flops": self.space.target_flops, "reward_weight": self.space.reward.weight}
-        job["architecture"]["name"] = f"{self.label}-{arch_id}"
-        job["architecture"]["description"] = self.describe(candidate, search, job["scale"])
-        job["recipe"]["seed"] = seed
-        job = _validated(job, f"{self.study_file} (trial {trial_id})")
-        return TrialSpec(trial_id, arch_id, seed, candidate.recorded, f"architectures/{arch_id}.json", job,
-                         extra={"space": self.label, "search": search})
+                  "flops": candidate.flops, "resolution": resolution, "num_classes": constraints.num_classes,
+                  "reward_factor": self.reward_factor(candidate.flops), "target_flops": self.space.target_flops,
+                  "reward_weight": self.space.reward.weight}
+        architecture = {**self.architecture(candidate.choices), "name": f"{self.label}-{arch_id}",
+                        "description": self.describe(candidate, search, candidate.job["scale"])}
+        return build_trial({**self.base_job, "architecture": architecture}, candidate.hparams, seed, trial_id=f"{arch_id}-s{seed}",
+                           variant=arch_id, architecture=f"{trialdir.ARCHITECTURES}/{arch_id}.json", source=self.study_file,
+                           recorded=candidate.recorded, extra={"space": self.label, "search": search})
 
     def describe(self, candidate: Candidate, search: dict[str, Any], scale: dict[str, Any]) -> str:
         """Where an architecture came from, for its file's description: space, sampler, choices, cost."""
@@ -270,32 +255,15 @@ class SearchContext:
         """An Optuna configuration -> (searched choices, hyper-parameters)."""
         return ({k: config[k] for k in self.searched if k in config}, {k: config[k] for k in self.hparam_keys if k in config})
 
-    def optuna_spec(self, config: dict[str, Any], folder: Path) -> dict[str, Any]:
-        """Run by the trainable: the trial of an Optuna proposal, its architecture file and trial.json written."""
-        candidate = self.candidate(*self.split(config))
-        spec = self.trial(candidate, f"h{candidate.digest}", self.study.seeds[0], "optuna")
-        write_architecture(folder, spec.record())
-        ledger.record_trial(folder, spec)
-        return spec.record()
-
-    def ray_space(self) -> dict[str, Any]:
-        from ray import tune
-
-        from workbench.study.runner import _ray_space
-
-        return {**{key: tune.choice(values) for key, values in self.dimensions if len(values) > 1}, **_ray_space(self.study)}
+    def choices(self) -> dict[str, list[Any]]:
+        """Each searched dimension and its values."""
+        return {key: values for key, values in self.dimensions if len(values) > 1}
 
 
 # --- random: rejection sampling ---------------------------------------------------------------------------
 
-_SAMPLED: dict[tuple[str, str, int], tuple[list[Candidate], SamplingReport]] = {}  # run and dry-run draw once
-
-
 def sample_candidates(context: SearchContext, count: int) -> tuple[list[Candidate], SamplingReport]:
     """`count` distinct architectures within the constraints, drawn from sample_seed (the same ones every time)."""
-    cache_key = (context.study.model_dump_json(), str(Path(context.study_file).resolve()), count)
-    if cache_key in _SAMPLED:
-        return _SAMPLED[cache_key]
     rng = random.Random(context.study.sample_seed)
     report = SamplingReport("random", context.space.max_tries)
     accepted: list[Candidate] = []
@@ -313,124 +281,51 @@ def sample_candidates(context: SearchContext, count: int) -> tuple[list[Candidat
         accepted.append(candidate)
     report.accepted = len(accepted)
     report.exhausted = len(accepted) < count
-    _SAMPLED[cache_key] = (accepted, report)
     return accepted, report
 
 
-def sample_space(study: Study, study_file: str | Path) -> tuple[SearchContext, list[Candidate], SamplingReport]:
+@dataclass
+class Sampling:
+    """What rejection sampling drew for a study: its context, the accepted candidates, and the report."""
+
+    context: SearchContext
+    candidates: list[Candidate]
+    report: SamplingReport
+
+    def trials(self) -> list[TrialSpec]:
+        """The trials of a random search: each accepted architecture once per seed (an error if too few were found)."""
+        study, report, source = self.context.study, self.report, self.context.study_file
+        if report.exhausted:
+            raise WorkbenchError([
+                (f"{source}: only {report.accepted} of {study.num_samples} architectures found within the constraints "
+                 f"after {report.draws} draws ({report.line()})"),
+                (f"{source}: widen search.constraints or the choices, lower num_samples"
+                 + (" or narrow the layers choices" if report.budget_spent else ", or raise search.max_tries")),
+            ])
+        return [self.context.trial(c, f"a{i:03d}", seed, "random") for i, c in enumerate(self.candidates) for seed in study.seeds]
+
+
+def sample_space(study: Study, study_file: str | Path) -> Sampling:
     context = SearchContext(study, study_file)
-    accepted, report = sample_candidates(context, study.num_samples)
-    return context, accepted, report
-
-
-def sample_trials(study: Study, study_file: str | Path) -> list[TrialSpec]:
-    """The trials of a random search: each accepted architecture once per seed."""
-    context, accepted, report = sample_space(study, study_file)
-    if report.exhausted:
-        raise WorkbenchError([
-            (f"{study_file}: only {report.accepted} of {study.num_samples} architectures found within the constraints "
-             f"after {report.draws} draws ({report.line()})"),
-            (f"{study_file}: widen search.constraints or the choices, lower num_samples"
-             + (" or narrow the layers choices" if report.budget_spent else ", or raise search.max_tries")),
-        ])
-    return [context.trial(c, f"a{i:03d}", seed, "random") for i, c in enumerate(accepted) for seed in study.seeds]
-
-
-# --- optuna: TPE that never trains an architecture over budget --------------------------------------------
-
-
-def optuna_searcher(context: SearchContext, folder: Path, **kwargs):
-    """OptunaSearch over the architecture choices (and the study's `space`), with the budget checked at proposal."""
-    from ray.tune.search import Searcher
-
-    from workbench.study.optuna import EarnedOptunaSearch
-
-    class BudgetedOptunaSearch(EarnedOptunaSearch):
-        def __init__(self, **options):
-            self.known: dict[str, float | None] = {}  # proposals made so far: their result once known
-            self.proposed: dict[str, str] = {}  # Ray trial id -> proposal key
-            super().__init__(space=context.ray_space(), **options)
-            self.report = previous_report(folder, "optuna", context.space.max_tries)
-
-        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            super().on_trial_complete(trial_id, result, error)
-            if trial_id in self.proposed and result and result.get(self._metric) is not None:
-                self.known[self.proposed[trial_id]] = result[self._metric]
-
-        def add_evaluated_point(self, parameters: dict, value: float, **kwargs) -> None:
-            super().add_evaluated_point(parameters, value, **kwargs)
-            self.known[json.dumps(parameters, sort_keys=True)] = value
-
-        def suggest(self, trial_id: str):
-            for _ in range(context.space.max_tries):
-                config = super().suggest(trial_id)
-                if not isinstance(config, dict):
-                    return config
-                candidate = context.candidate(*context.split(config))
-                self.report.count(candidate)
-                if candidate.within_budget and candidate.key not in self.known:
-                    self.known[candidate.key] = None
-                    self.proposed[trial_id] = candidate.key
-                    self.report.accepted += 1
-                    write_report(folder, context, self.report)
-                    return config
-                self._reject(trial_id, candidate)
-            self.report.exhausted = True
-            write_report(folder, context, self.report)
-            return Searcher.FINISHED
-
-        def _reject(self, trial_id: str, candidate: Candidate) -> None:
-            from optuna.trial import TrialState
-
-            ot_trial = self._ot_trials.pop(trial_id)
-            if not candidate.within_budget:
-                for name, excess in candidate.violations.items():
-                    ot_trial.set_constraint(name, excess)
-                self._ot_study.tell(ot_trial, PENALTY[self._mode])
-                return
-            self.report.duplicates += 1
-            value = self.known[candidate.key]
-            if value is None:  # proposed again while it trains: let TPE ignore this copy
-                self._ot_study.tell(ot_trial, state=TrialState.FAIL)
-            else:
-                self._ot_study.tell(ot_trial, value)
-
-    return BudgetedOptunaSearch(**kwargs)
-
-
-def previous_report(folder: Path, sampler: str, max_tries: int) -> SamplingReport:
-    """Optuna's tallies carry over a resumed run, so the acceptance rate covers the whole study."""
-    saved = (ledger.read_json(folder / SEARCH_FILE) or {}).get("sampling") or {}
-    report = SamplingReport(sampler, max_tries)
-    if saved.get("sampler") == sampler:
-        for name in ("draws", "within_budget", "accepted", "duplicates"):
-            setattr(report, name, int(saved.get(name) or 0))
-        report.rejected.update(saved.get("rejected") or {})
-    return report
-
-
-def optuna_context(study: Study, study_file: str | Path) -> dict[str, Any]:
-    context = SearchContext(study, study_file)
-    return {"base": context.base_job, "variant": None, "seed": study.seeds[0], "study_file": str(study_file), "search": context}
+    return Sampling(context, *sample_candidates(context, study.num_samples))
 
 
 # --- files ------------------------------------------------------------------------------------------------
 
 
-def write_sampled(folder: Path, study: Study, study_file: str | Path, trials: list[TrialSpec]) -> None:
+def write_sampled(folder: Path, sampling: Sampling, trials: list[TrialSpec]) -> None:
     """Before training: every sampled architecture as an architecture JSON, and the sampling report."""
-    context, _, report = sample_space(study, study_file)
     for trial in trials:
         write_architecture(folder, trial.record())
-    write_report(folder, context, report)
+    write_report(folder, sampling.context, sampling.report)
 
 
 def write_report(folder: Path, context: SearchContext, report: SamplingReport) -> None:
-    ledger.write_json(folder / SEARCH_FILE, {
+    trialdir.write_json(folder / trialdir.SEARCH, {
         "space": context.label, "study": context.study.name, "base": str(context.base_file or f"{context.space.base} stages"),
         "sampling": report.as_dict(), "constraints": context.space.constraints.model_dump(mode="json"),
         "target_flops": context.space.target_flops, "reward_weight": context.space.reward.weight,
-        "choices": {key: values for key, values in context.dimensions if len(values) > 1},
+        "choices": context.choices(),
     })
 
 
@@ -446,6 +341,6 @@ def architecture_document(record: dict[str, Any], schema_dir: Path) -> dict[str,
 def write_architecture(folder: Path, record: dict[str, Any]) -> Path:
     target = folder / record["architecture"]
     document = architecture_document(record, target.parent.resolve())
-    if ledger.read_json(target) != document:
-        ledger.write_json(target, document)
+    if trialdir.read_json(target) != document:
+        trialdir.write_json(target, document)
     return target

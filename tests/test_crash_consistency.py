@@ -92,7 +92,7 @@ def test_a_crash_at_any_write_resumes_to_the_uninterrupted_result(tmp_path, unin
 def test_a_failed_write_leaves_every_file_as_it_was(tmp_path, uninterrupted):
     """A full disk while checkpoint_last.pt of epoch 2 is written: the trial fails with that reason, the files of
     epoch 1 are intact, and once there is space the same job resumes from epoch 1 to the uninterrupted result."""
-    from workbench.train.loop import TrialFailed
+    from workbench.train.failures import TrialFailed
 
     os.environ["WORKBENCH_FAULT"] = "before:last@2=ENOSPC"
     try:

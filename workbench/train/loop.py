@@ -8,7 +8,6 @@ workers, deterministic algorithms) the same job gives bitwise the same weights a
 
 from __future__ import annotations
 
-import errno
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from workbench import trialdir as files
+from workbench.complexity import analytic_cost
 from workbench.model import build_model, set_dropout, set_stochastic_depth
 from workbench.data import cache_size_for, dataset_defaults, load_dataset
 from workbench.data.transforms import Normalizer, StageAugment, TransformedImages, batch_mixer, eval_images, train_transform
@@ -30,6 +30,7 @@ from workbench.schema.recipe import TrainJob
 from workbench.train.trial_files import load_checkpoint, publish_best, save_checkpoint, write_predictions
 from workbench.train.device import Execution, reproducible, resolve_execution, thread_count
 from workbench.train.display import Display
+from workbench.train.failures import record_failure
 from workbench.train.optim import LRSchedule, build_optimizer
 from workbench.train.progressive import Stage, largest_image_size, plan_stages, stage_of
 from workbench.train.transfer import freeze, load_pretrained
@@ -75,53 +76,6 @@ def fit(job: TrainJob, out_dir: str | Path, *, on_epoch: OnEpoch | None = None, 
             if failure is not None:
                 raise failure from exc
             raise
-
-
-class TrialFailed(WorkbenchError):
-    """A trial ended by an error the user can act on (memory, disk); status.json holds the same reason."""
-
-
-def record_failure(folder: Path, trainer: Trainer | None, exc: BaseException) -> TrialFailed | None:
-    """Write the status an exception leaves (interrupted or failed with its reason), unless the run already ended
-    (Ray Tune stops a trial while it reports its last epoch). Returns the TrialFailed to raise instead, if any."""
-    current = files.read_json(folder / files.STATUS)
-    if isinstance(current, dict) and current.get("status") in files.TRAINER_DONE:
-        return None
-    stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
-    state = files.INTERRUPTED if stopped else files.FAILED
-    reason = "stopped before the trial finished" if stopped else describe_failure(exc, folder, trainer)
-    status = trainer.status(state, reason) if trainer else {**_empty_status(), "status": state, "reason": reason}
-    try:
-        files.write_json(folder / files.STATUS, status, "status")
-    except OSError:
-        pass  # the disk that failed the trial may refuse this write too; the raised error carries the reason
-    actionable = isinstance(exc, (MemoryError, OSError)) or isinstance(exc, torch.cuda.OutOfMemoryError)
-    return TrialFailed(reason) if actionable and not isinstance(exc, WorkbenchError) else None
-
-
-def describe_failure(exc: BaseException, folder: Path, trainer: Trainer | None) -> str:
-    epoch = f" at epoch {trainer.epoch}" if trainer is not None and trainer.epoch else ""
-    if isinstance(exc, WorkbenchError):
-        return " / ".join(exc.lines)
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return (f"out of GPU memory (torch.cuda.OutOfMemoryError){epoch}: lower recipe.batch_size or the image size "
-                "(scale.resolution, recipe.progressive.image_size), or give the trial a whole GPU (resources.gpus)")
-    if isinstance(exc, MemoryError):
-        return (f"out of host memory (MemoryError){epoch}: lower recipe.batch_size or the image size, keep a subset "
-                "(dataset.max_train_images), or run fewer trials at once (max_concurrent_trials)")
-    if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS:
-        where = exc.filename or folder
-        return (f"cannot write the trial folder{epoch}: {exc.strerror} ({errno.errorcode[exc.errno]}) at {where}; "
-                "free space or choose a writable --out / storage_path, then re-run to resume from the last checkpoint")
-    return f"{type(exc).__name__}: {exc}"
-
-
-WRITE_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM)
-
-
-def _empty_status() -> dict[str, Any]:
-    return {"status": files.RUNNING, "reason": None, "epochs_run": 0, "best_val_top1": None, "best_epoch": None,
-            "final_val_top1": None, "seconds": 0.0, "train_images_per_s": None, "params": None, "flops": None}
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -187,7 +141,7 @@ class Trainer:
             "num_classes": self.data.num_classes,
             "classes": self.data.classes,
             "params": sum(p.numel() for p in self.model.parameters()),
-            "flops": count_flops(self.arch, self.data.num_classes),
+            "flops": analytic_cost(self.arch, self.arch.resolution.eval_size, self.data.num_classes).flops,
             "stages": [s.as_dict() for s in self.stages],
             "eval_size": self.arch.resolution.eval_size,
             "cache_size": self.data.image_size,
@@ -492,27 +446,3 @@ def stage_epoch_seconds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         entry["epochs"] += 1
         entry["seconds"] += row["epoch_seconds"]
     return [{**e, "epoch_seconds": e["seconds"] / e["epochs"]} for e in out.values()]
-
-
-def count_flops(arch, num_classes: int) -> int:
-    """FLOPs at the evaluation resolution, by workbench.complexity when present, else by fvcore directly."""
-    size = arch.resolution.eval_size
-    try:
-        from workbench.complexity import count_flops as complexity_flops
-    except ImportError:
-        complexity_flops = None
-    if complexity_flops is not None:
-        return int(complexity_flops(arch, size, num_classes).flops)
-    return _fvcore_flops(arch, size, num_classes)
-
-
-def _fvcore_flops(arch, size: int, num_classes: int) -> int:
-    import logging
-
-    from fvcore.nn import FlopCountAnalysis
-
-    model = build_model(arch, num_classes).eval()
-    analysis = FlopCountAnalysis(model, torch.zeros(1, arch.in_channels, size, size))
-    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    logging.getLogger("fvcore").setLevel(logging.ERROR)
-    return int(analysis.total())

@@ -18,10 +18,9 @@ import torch
 from tests.conftest import ROOT
 from tests.test_train_helpers import non_timing, quick_fit, tiny_job
 from workbench.faults import EXIT_CODE
-from workbench.trialdir import read_metrics
+from workbench.trialdir import STATUS_TIMING_FIELDS, read_metrics
 
 EPOCHS = 3
-STATUS_TIMING = ("seconds", "train_images_per_s", "stage_epoch_seconds")
 FIT = ("from tests.test_train_helpers import quick_fit, tiny_job; import sys; "
        f"quick_fit(tiny_job(epochs={EPOCHS}), sys.argv[1])")
 
@@ -48,7 +47,7 @@ def outcome(folder) -> dict:
     last = torch.load(folder / "checkpoint_last.pt", weights_only=True)
     return {
         "metrics": non_timing(read_metrics(folder)),
-        "status": {k: v for k, v in status.items() if k not in STATUS_TIMING},
+        "status": {k: v for k, v in status.items() if k not in STATUS_TIMING_FIELDS},
         "best": (best["epoch"], {k: v.tolist() for k, v in best["model"].items()}),
         "last": (last["epoch"], {k: v.tolist() for k, v in last["model"].items()}),
         "predictions": (folder / "val_predictions.csv").read_text(),

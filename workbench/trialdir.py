@@ -35,7 +35,8 @@ SUMMARY_CSV, SUMMARY_PARQUET = "summary.csv", "summary.parquet"
 SEARCH, LATENCY = "search.json", "latency.json"  # a search's sampling report; measured latency (search analyze)
 ARCHITECTURES, ANALYSIS, RAY = "architectures", "analysis", "ray"  # sampled architectures; analysis plots; Ray's state
 LOCK_WAIT_S = 120.0  # how long a trainer waits for a dying process to release its trial folder
-TIMING_FIELDS = ("epoch_seconds", "train_images_per_s", "elapsed_seconds")
+TIMING_FIELDS = ("epoch_seconds", "train_images_per_s", "elapsed_seconds")  # of a metrics row: differ run to run
+STATUS_TIMING_FIELDS = ("seconds", "train_images_per_s", "stage_epoch_seconds", "setup_seconds")  # of status.json
 
 # --- statuses (status.json's "status") ------------------------------------------------------------------
 PENDING = "pending"  # no status.json yet (never started)

@@ -30,9 +30,10 @@ def start_ray(study: Study, address: str | None) -> None:
 
     gpus = torch.cuda.device_count()
     check_gpus(study, gpus, "this machine")
-    # address="local": always a private Ray, never a cluster someone else started on this machine.
+    # address="local": always a private Ray, never a cluster someone else started on this machine. Its processes
+    # inherit RAY_ENV from this one (no runtime_env, whose agent would set up an environment per worker).
     ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=gpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-             object_store_memory=256 * 1024 * 1024, runtime_env={"env_vars": RAY_ENV})
+             object_store_memory=256 * 1024 * 1024)
 
 
 def _join(study: Study, address: str) -> None:
@@ -40,7 +41,7 @@ def _join(study: Study, address: str) -> None:
 
     _probe(address)
     try:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False, runtime_env={"env_vars": RAY_ENV})
     except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
         raise WorkbenchError([
             f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}",

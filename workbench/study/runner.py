@@ -45,6 +45,7 @@ class StudyOutcome:
     skipped: list[str] = field(default_factory=list)  # finished before this run
     interrupted: bool = False
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # driver seconds: ray_start, tune, ray_shutdown, summary
 
     def statuses(self) -> dict[str, dict[str, Any]]:
         return {t: ledger.status_of(self.folder, t) for t in self.trials}
@@ -154,8 +155,10 @@ def run_prepared(prepared: PreparedStudy, *, address: str | None = None, display
         outcome = _run_optuna(prepared, address, display)
     else:
         outcome = _run_grid(study, prepared.trials, folder, address, display)
-    outcome.seconds = time.time() - started
+    summary_started = time.perf_counter()
     ledger.write_summary(folder, study.name)
+    outcome.timings["summary"] = time.perf_counter() - summary_started
+    outcome.seconds = time.time() - started
     return outcome
 
 
@@ -174,7 +177,7 @@ def _run_grid(study: Study, trials: list[TrialSpec], folder: Path, address: str 
 
     plan = TunePlan(param_space={"trial_id": tune.grid_search([t.trial_id for t in pending])},
                     specs={t.trial_id: t.record() for t in pending}, total=len(trials), done_before=len(outcome.skipped))
-    outcome.interrupted = _tune(study, folder, address, display, plan)
+    outcome.interrupted = _tune(study, folder, address, display, plan, outcome.timings)
     return outcome
 
 
@@ -200,7 +203,7 @@ def _run_optuna(prepared: PreparedStudy, address: str | None, display: bool) -> 
         trial_id = record["trial_id"]
         tell_finished(searcher, ledger.trial_dir(folder, trial_id), record["hparams"], metric, _final_metric(folder, trial_id, study.metric))
     plan = TunePlan(total=study.num_samples, done_before=len(finished), optuna=context, search_alg=searcher, num_samples=remaining)
-    outcome.interrupted = _tune(study, folder, address, display, plan)
+    outcome.interrupted = _tune(study, folder, address, display, plan, outcome.timings)
     outcome.trials = [r["trial_id"] for r in ledger.recorded_trials(folder)]
     return outcome
 
@@ -225,8 +228,9 @@ class TunePlan:
     num_samples: int = 1
 
 
-def _tune(study: Study, folder: Path, address: str | None, display: bool, plan: TunePlan) -> bool:
-    """Start (or join) Ray, run the trials, and fix up statuses Ray decided. Returns True when interrupted."""
+def _tune(study: Study, folder: Path, address: str | None, display: bool, plan: TunePlan, timings: dict[str, float]) -> bool:
+    """Start (or join) Ray, run the trials, and fix up statuses Ray decided. Returns True when interrupted.
+    `timings` gets the seconds of Ray's start, the Tune run and Ray's shutdown."""
     import ray
     from ray import tune
 
@@ -234,7 +238,9 @@ def _tune(study: Study, folder: Path, address: str | None, display: bool, plan: 
     from workbench.study.trainable import run_trial
 
     _STOP_REQUESTED.clear()
+    clock = time.perf_counter()
     start_ray(study, address)
+    timings["ray_start"] = time.perf_counter() - clock
     trainable = tune.with_parameters(run_trial, specs=plan.specs, folder=str(folder.resolve()), threads=max(1, int(study.resources.cpus)),
                                      optuna=plan.optuna)
     trainable = tune.with_resources(trainable, {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
@@ -250,19 +256,20 @@ def _tune(study: Study, folder: Path, address: str | None, display: bool, plan: 
         run_config=tune.RunConfig(
             name=trialdir.RAY, storage_path=str(folder.resolve()), verbose=0, callbacks=[live], stop=_stop_on_request(),
             failure_config=tune.FailureConfig(max_failures=study.max_failures, fail_fast=False),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
-    interrupted = False
+    interrupted, clock = False, time.perf_counter()
     try:
         results = tuner.fit()
     except KeyboardInterrupt:
         interrupted, results = True, None
     finally:
         live.stop()
+    timings["tune"], clock = time.perf_counter() - clock, time.perf_counter()
     interrupted = interrupted or stop_requested()
     if interrupted or address is None:
         ray.shutdown()  # stops the trial actors; their folders keep the last finished epoch
+    timings["ray_shutdown"] = time.perf_counter() - clock
     _settle_statuses(folder, results, interrupted, pruning=study.scheduler.name == "asha")
     return interrupted
 

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench import trialdir
 from workbench.study import ledger
 
 if TYPE_CHECKING:
@@ -28,44 +24,20 @@ def run_trial(config: dict[str, Any], specs: dict[str, dict], folder: str, threa
 
     spec = optuna.trial(config, Path(folder)).record() if optuna else specs[config["trial_id"]]
     out = ledger.trial_dir(Path(folder), spec["trial_id"])
-    _restore_from_ray(out)
     last = {"finished": False}
 
-    def report(metrics: dict[str, Any], checkpoint=None) -> None:
+    def report(metrics: dict[str, Any]) -> None:
+        # No tune.Checkpoint: the trial folder (on storage every node mounts) is the checkpoint, and fit resumes from
+        # it, so a copy for Tune would only cost a file copy per epoch.
         last["finished"] = bool(metrics.get("finished"))
         scalars = _scalars(with_reward(metrics, spec))
-        tune.report({**scalars, "finished": float(last["finished"]), "workbench_trial_id": spec["trial_id"]}, checkpoint=checkpoint)
-
-    def on_epoch(metrics: dict[str, Any], out_dir: Path) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            _link(out_dir / trialdir.LAST, Path(tmp) / trialdir.LAST)
-            report(metrics, tune.Checkpoint.from_directory(tmp))
+        tune.report({**scalars, "finished": float(last["finished"]), "workbench_trial_id": spec["trial_id"]})
 
     meta = {k: spec[k] for k in ("trial_id", "variant", "seed", "hparams", "space") if k in spec}
-    status = fit(TrainJob.model_validate(spec["job"]), out, on_epoch=on_epoch, progress=False, resume=True, trial=meta, threads=threads)
+    status = fit(TrainJob.model_validate(spec["job"]), out, on_epoch=lambda metrics, _: report(metrics), progress=False,
+                 resume=True, trial=meta, threads=threads)
     if not last["finished"]:  # finished in an earlier run, or diverged: report its final figures so Ray ranks it too
         report({"epoch": status.get("epochs_run") or 0, "val_top1": status.get("final_val_top1"), "finished": True})
-
-
-def _restore_from_ray(out: Path) -> None:
-    """A retried trial on a node without the shared trial folder gets Ray's last checkpoint back."""
-    from ray import tune
-
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None or (out / trialdir.LAST).exists():
-        return
-    with checkpoint.as_directory() as path:
-        source = Path(path) / trialdir.LAST
-        if source.exists():
-            out.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, out / trialdir.LAST)
-
-
-def _link(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -96,9 +96,11 @@ class Trainer:
         self.last_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
         self.best_predictions: tuple[torch.Tensor, torch.Tensor] | None = None
         self.last_lr = 0.0
+        started = time.perf_counter()
         self._load_data()
         self._build_model()
         self.config = self._config(trial)
+        self.setup_seconds = time.perf_counter() - started  # data (decoded, or from a cache), model, optimiser
 
     # --- set-up ---------------------------------------------------------------------------------
 
@@ -414,6 +416,7 @@ class Trainer:
             "params": self.config["params"],
             "flops": self.config["flops"],
             "stage_epoch_seconds": stage_epoch_seconds(rows),
+            "setup_seconds": self.setup_seconds,
             "device": self.exe.describe,
         }
 

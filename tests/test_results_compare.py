@@ -20,7 +20,7 @@ except ImportError:  # tests/ itself on sys.path
 
 from workbench.cli.main import main
 from workbench.errors import WorkbenchError
-from workbench.results import compare, reader
+from workbench.results import compare, groups, metrics, reader, tables
 from workbench.results.stats import summarize, welch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +107,7 @@ def test_incomplete_and_diverged_trials_are_marked_not_averaged(tmp_path):
     for variant, values in expected.items():
         assert rows[variant]["best_val_top1_mean"] == pytest.approx(np.mean(values["best"]), abs=1e-12)
         assert rows[variant]["final_val_top1_std"] == pytest.approx(np.std(values["final"], ddof=1), abs=1e-12)
-    text = result.to_markdown()
+    text = tables.markdown(result)
     headers, body = md_rows(text)
     assert "diverged" in headers  # the column names the stopped states present
     assert "- incomplete: fused_vs_mb/v2s_shallow-lr0.01-s3" in text
@@ -138,8 +138,8 @@ def test_study_runner_states(tmp_path):
     row = next(r for r in result.rows() if r["variant"] == "v2s_fused" and r["hp.recipe.optimizer.lr"] == 0.01)
     assert (row["n"], row["incomplete"], row["pruned"]) == (3, 2, 1)
     assert row["best_val_top1_mean"] == pytest.approx(np.mean(expected_by_config(study)[("v2s_fused", 0.01)]))
-    headers, _ = md_rows(result.to_markdown())
-    assert "pruned" in headers and "- pruned: fused_vs_mb/v2s_fused-lr0.01-s7" in result.to_markdown()
+    headers, _ = md_rows(tables.markdown(result))
+    assert "pruned" in headers and "- pruned: fused_vs_mb/v2s_fused-lr0.01-s7" in tables.markdown(result)
 
 
 def test_stale_summary_is_not_trusted_and_missing_folders_count(tmp_path):
@@ -151,7 +151,7 @@ def test_stale_summary_is_not_trusted_and_missing_folders_count(tmp_path):
     assert row["n"] == 3 and row["incomplete"] == 1  # the summary's 0.99 is never averaged
     values = expected_by_config(study)[("v2s_fused", 0.05)]
     assert row["best_val_top1_mean"] == pytest.approx(np.mean(values))
-    assert any("listed in summary.csv but its trial folder is missing" in line for line in result.incomplete_lines())
+    assert any("listed in summary.csv but its trial folder is missing" in line for line in tables.incomplete_lines(result))
 
 
 def test_by_hyperparameter_and_json_csv_agree(tmp_path):
@@ -166,11 +166,11 @@ def test_by_hyperparameter_and_json_csv_agree(tmp_path):
         assert r["n"] == len(by_lr[r["hp.recipe.optimizer.lr"]]) == 9
         assert r["best_val_top1_mean"] == pytest.approx(np.mean(by_lr[r["hp.recipe.optimizer.lr"]]))
     diff, low, high, p = welch_reference(by_lr[0.05], by_lr[0.01])
-    payload = json.loads(result.to_json())
+    payload = json.loads(tables.json_text(result))
     second = payload["rows"][1]
     assert second["delta_best_val_top1"] == pytest.approx(diff)
     assert (second["ci_low"], second["ci_high"], second["p_value"]) == pytest.approx((low, high, p))
-    parsed = list(csv.DictReader(result.to_csv().splitlines()))
+    parsed = list(csv.DictReader(tables.csv_text(result).splitlines()))
     assert float(parsed[1]["ci_low"]) == pytest.approx(low) and parsed[0]["is_baseline"] == "True"
 
 
@@ -232,7 +232,7 @@ def test_single_trial_folders_from_train_out(tmp_path):
     rows = {r["architecture.name"]: r for r in result.rows()}
     assert rows["v2s_run"]["best_val_top1_mean"] == pytest.approx(0.7)
     assert rows["v2s_run"]["ci_low"] is None  # one seed each: Δ without an interval
-    assert "n/a (needs ≥ 2 seeds)" in result.to_markdown()
+    assert "n/a (needs ≥ 2 seeds)" in tables.markdown(result)
     # a folder that holds trial folders reads too
     assert len(reader.load([runs])[0].trials) == 2
 
@@ -262,7 +262,7 @@ def test_other_metric_lower_is_better_and_table_format(tmp_path, capsys):
         losses = [min(json.loads(line)["val_loss"] for line in (t.path / "metrics.jsonl").read_text().splitlines())
                   for t in g.used]
         assert g.best.mean == pytest.approx(np.mean(losses))
-    assert "lower is better" in result.legend()
+    assert "lower is better" in tables.legend(result)
     assert main(["results", "compare", str(study), "--format", "table"]) == 0
     out = capsys.readouterr().out
     assert "v2s_shallow" in out and "±" in out and "95 % CI" in out
@@ -286,5 +286,50 @@ def test_seeds_constant_matches_fixture(tmp_path):
 
 def test_group_values_in_natural_order():
     values = ["[16,24]", 0.5, "[8,24]", None, "adamw", 0.05, "[8,32]", [4, 24]]
-    ordered = sorted(values, key=lambda v: reader.order_key(reader.hashable(v)))
+    ordered = sorted(values, key=lambda v: groups.order_key(groups.hashable(v)))
     assert ordered == [0.05, 0.5, [4, 24], "[8,24]", "[8,32]", "[16,24]", "adamw", None]
+
+
+def test_narrow_terminal_records_carry_the_metric_units(tmp_path):
+    """A terminal too narrow for the columns gets two-line records: cost on the first, the metric in % on the second."""
+    study = make_study(tmp_path, broken=False)
+    result = compare.compare(reader.load([study]), by="variant")
+    lines = tables.records(result)
+    heads, values = lines[0::2], lines[1::2]
+    assert [h.split("[/bold]")[0] for h in heads] == [f"[bold]{v}" for v in VARIANTS]
+    assert all(h.endswith(" GFLOPs") and " M params · " in h for h in heads)
+    best = read_expected(study)["v2s_fused"]["best"]
+    assert values[0].startswith(f"    best {np.mean(best) * 100:.2f} ± {np.std(best, ddof=1) * 100:.2f} % · final ")
+    assert "[dim]baseline[/dim]" in values[0] and "FLOPs" not in "".join(values)
+
+
+def test_show_comparison_prints_what_results_compare_prints(tmp_path, capsys):
+    """`study run` prints its table through show_comparison: the same text as `results compare`, in every format."""
+    from workbench.cli.results import show_comparison
+
+    study = make_study(tmp_path, broken=False)
+    for fmt in ("table", "markdown", "csv", "json"):
+        assert main(["results", "compare", str(study), "--format", fmt]) == 0
+        expected = capsys.readouterr()
+        show_comparison([str(study)], fmt=fmt)
+        got = capsys.readouterr()
+        assert (got.out, got.err) == (expected.out, expected.err) and "v2s_shallow" in got.out
+    show_comparison([str(study)], metric="val_loss", by="variant", baseline="v2s_mbconv", fmt="markdown",
+                    output=str(tmp_path / "t.md"), machine="box", notes=["a note"])
+    text = (tmp_path / "t.md").read_text()
+    assert "Machine: box" in text and "a note" in text and "lower is better" in text
+    assert f"Command: `workbench results compare {study} --metric val_loss --by variant --baseline v2s_mbconv " \
+           "--format markdown`" in text
+    with pytest.raises(WorkbenchError, match="format must be one of"):
+        show_comparison([str(study)], fmt="html")
+
+
+def test_one_metric_table_names_and_scales_every_metric():
+    top1, loss = metrics.info("val_top1"), metrics.info("val_loss")
+    assert (top1.header(), top1.best_header, top1.scale, top1.delta_unit, top1.higher_is_better) == \
+        ("val top-1 (%)", "best val top-1 (%)", 100.0, "pp", True)
+    assert (loss.header("final "), loss.scale, loss.decimals, loss.lower_is_better) == ("final val loss", 1.0, 4, True)
+    assert top1.error(0.8) == pytest.approx(20.0) and loss.error(0.7) == 0.7  # the EDF counts errors
+    assert metrics.info("epoch_seconds").lower_is_better and not metrics.info("lr").percent  # rules for the rest
+    assert metrics.info("reward").best_header == "reward ACC·(FLOPs/T)^w"
+    assert metrics.flops_unit([3.9e8]) == (1e9, "GFLOPs") and metrics.flops_unit([5e7, 9e7]) == (1e6, "MFLOPs")

@@ -15,7 +15,7 @@ except ImportError:
 
 from workbench.cli.main import main
 from workbench.errors import WorkbenchError
-from workbench.results import per_example, reader
+from workbench.results import error_figures, per_example, reader
 
 LABELS = [0, 1, 2, 0, 1, 2, 0, 1]
 CLASSES = ["ant", "bee", "cat"]
@@ -78,7 +78,7 @@ def test_hardest_ranking_on_a_constructed_case(tmp_path):
 def test_image_grid_shows_the_hardest_images(tmp_path):
     analysis = per_example.analyse(reader.load([make_constructed(tmp_path)]))
     images = np.stack([np.full((3, 16, 16), 20 * i, dtype=np.uint8) for i in range(len(LABELS))])
-    fig = per_example.image_grid(analysis, top=3, loader=lambda config: (images, np.array(LABELS), CLASSES))
+    fig = error_figures.image_grid(analysis, top=3, loader=lambda config: (images, np.array(LABELS), CLASSES))
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 3
     for ax, index in zip(shown, [7, 2, 4]):
@@ -89,7 +89,7 @@ def test_image_grid_shows_the_hardest_images(tmp_path):
     bad = np.array(LABELS)
     bad[7] = 0
     with pytest.raises(WorkbenchError, match="does not match the predictions"):
-        per_example.image_grid(analysis, top=3, loader=lambda config: (images, bad, CLASSES))
+        error_figures.image_grid(analysis, top=3, loader=lambda config: (images, bad, CLASSES))
 
 
 def test_cli_errors_table_and_matrix(tmp_path, capsys):
@@ -143,7 +143,7 @@ def test_grid_through_workbench_data(tmp_path):
     grid = tmp_path / "grid.png"
     assert main(["results", "errors", str(study), "--top", "3", "-o", str(grid)]) == 0
     assert grid.read_bytes()[:4] == b"\x89PNG"
-    fig = per_example.image_grid(per_example.analyse(reader.load([study])), top=3)
+    fig = error_figures.image_grid(per_example.analyse(reader.load([study])), top=3)
     shown = [ax for ax in fig.axes if ax.images]
     # 3 and 11 are wrong everywhere, 11 more confidently (fixture confidence 0.78 vs 0.54); 5 only under variant a
     assert [int(ax.get_title().split(" ")[0][1:]) for ax in shown] == [11, 3, 5]

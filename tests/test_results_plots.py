@@ -15,7 +15,7 @@ except ImportError:
 
 from workbench.cli.main import main
 from workbench.errors import WorkbenchError
-from workbench.results import plots, reader
+from workbench.results import analysis, plots, reader
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -85,8 +85,8 @@ def test_curves_single_axis_and_std_band(study):
 
 def test_pareto_front_function():
     points = [(1, 0.5), (2, 0.7), (2, 0.6), (3, 0.65), (4, 0.9), (4, 0.9)]
-    assert plots.pareto_front(points) == [0, 1, 4, 5]
-    assert plots.pareto_front([(1, 0.3), (2, 0.2), (3, 0.4)], higher_is_better=False) == [0, 1]
+    assert analysis.pareto_front(points) == [0, 1, 4, 5]
+    assert analysis.pareto_front([(1, 0.3), (2, 0.2), (3, 0.4)], higher_is_better=False) == [0, 1]
 
 
 def test_pareto_points_and_front_match_recomputation(study):

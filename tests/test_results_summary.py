@@ -21,8 +21,9 @@ except ImportError:  # tests/ itself on sys.path
     from fixtures_results import make_study
 
 from workbench.errors import WorkbenchError
-from workbench.results import compare, plots, reader
+from workbench.results import compare, plots, reader, records, summary, tables
 from workbench.study.ledger import write_summary
+from workbench.trialdir import SUMMARY_HEAD, SUMMARY_TAIL, summary_row
 
 ROOT = Path(__file__).resolve().parents[1]
 NEEDS = "needs the trial folders (trials/<id>/), and this folder holds only summary.csv"
@@ -58,7 +59,7 @@ def test_summary_gives_the_table_of_the_trial_folders(tmp_path):
     assert record.from_summary and all(t.from_summary for t in record.trials)
     from_summary = compare.compare([record])
     assert [{k: r[k] for k in COMPARED} for r in from_summary.rows()] == [{k: r[k] for k in COMPARED} for r in full.rows()]
-    assert first_table(from_summary.to_markdown()) == first_table(full.to_markdown())
+    assert first_table(tables.markdown(from_summary)) == first_table(tables.markdown(full))
     assert any(f"read from {clone / 'summary.csv'}" in n for n in from_summary.notes)
     assert any("variant order and baseline from" in n and n.endswith(f"{study.name}.json") for n in from_summary.notes)
     killed = next(t for t in record.trials if t.trial_id == "v2s_shallow-lr0.01-s3")
@@ -77,11 +78,11 @@ def test_without_a_study_file_the_first_variant_is_the_baseline_and_the_note_say
 def test_summary_values_are_typed_like_trial_json(tmp_path):
     row = {"trial_id": "a-s0", "variant": "a", "seed": "0", "hp.lr": "0.01", "hp.sizes": "[8, 24]", "hp.se": "False",
            "hp.block": "mbconv", "hp.unset": "", "status": "completed", "best_val_top1": "0.5", "params": "10"}
-    trial = reader.summary_trial(row, "s", tmp_path)
+    trial = summary.summary_trial(row, "s", tmp_path)
     assert trial.hparams == {"lr": 0.01, "sizes": [8, 24], "se": False, "block": "mbconv"}
     assert trial.finished and trial.best("val_top1") == 0.5 and trial.params == 10 and trial.final("val_top1") is None
-    assert reader.summary_trial({**row, "status": "interrupted"}, "s", tmp_path).state == "incomplete"
-    assert reader.summary_trial({**row, "status": ""}, "s", tmp_path).state == "incomplete"
+    assert summary.summary_trial({**row, "status": "interrupted"}, "s", tmp_path).state == "incomplete"
+    assert summary.summary_trial({**row, "status": ""}, "s", tmp_path).state == "incomplete"
 
 
 def test_pareto_sensitivity_and_edf_draw_from_summary(tmp_path):
@@ -178,3 +179,22 @@ def test_regenerate_refuses_a_clone_and_rebuilds_from_trial_folders(tmp_path):
     table = (run / "README.md").read_text()
     assert "Machine: fixture box" in table and "Produced by: fixture" in table and "| v2s_fused |" in table
     assert all((run / "figures" / f"{kind}.png").stat().st_size for kind in ("curves", "pareto", "edf"))
+
+
+def test_trials_frame_holds_the_summary_rows(tmp_path):
+    """One row per trial with summary.csv's columns: for a trial that ended, the row the study ledger writes."""
+    import pandas as pd
+
+    study = make_study(tmp_path / "run")
+    [record] = reader.load([study])
+    frame = records.trials_frame(record.trials)
+    assert list(frame.columns) == [*SUMMARY_HEAD, "hp.recipe.optimizer.lr", *SUMMARY_TAIL, "state", "path"]
+    rows = frame.set_index("trial_id")
+    for trial_id in ("v2s_fused-lr0.01-s0", "v2s_mbconv-lr0.05-s3"):  # completed, diverged
+        folder = study / "trials" / trial_id
+        expected = summary_row(study.name, json.loads((folder / "trial.json").read_text()),
+                               json.loads((folder / "status.json").read_text()), trial_id)
+        row = {k: rows.loc[trial_id, k] for k in expected if k != "trial_id"}
+        assert {k: None if pd.isna(v) else v for k, v in row.items()} == {k: v for k, v in expected.items() if k != "trial_id"}
+    assert rows.loc["v2s_shallow-lr0.01-s3", "state"] == "incomplete"
+    assert "best_val_loss" in records.trials_frame(record.trials, "val_loss").columns

@@ -1,6 +1,7 @@
-"""Results commands: results compare / plot / errors / show / tensorboard.
+"""Results commands: results compare / plot / errors / show / tensorboard: argument parsing, dispatch, printing.
 
 Nothing heavy is imported here: each handler imports workbench.results (pandas, scipy, matplotlib, rich) itself.
+`show_comparison` prints a comparison as `results compare` does; `study run` prints its table through it.
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_tensorboard)
 
 
-def _command(args, name: str, options: list[tuple[str, object]]) -> str:
+def _command(name: str, dirs: list, options: list[tuple[str, object]]) -> str:
     """The command line that reproduces this output, for the markdown header."""
-    parts = ["workbench", "results", name, *args.dirs]
+    parts = ["workbench", "results", name, *map(str, dirs)]
     for flag, value in options:
         if value is None or value is False or value == []:
             continue
@@ -135,45 +136,64 @@ def _console(file=None, width: int | None = None):
     return Console(file=file, highlight=False, width=width)
 
 
-def cmd_compare(args) -> int:
-    from workbench.results import compare, reader
+def _print_rich(result, command: str, machine: str | None, notes: list[str], output: str | None) -> None:
+    """The rich table: to a file at its full width; to a terminal narrower than the table as two-line records."""
+    from workbench.results import tables
 
-    studies = reader.load(args.dirs)
-    result = compare.compare(studies, metric=args.metric, by=args.by, baseline=args.baseline,
-                             delta_on=args.delta_on, confidence=args.confidence)
-    command = _command(args, "compare", [
-        ("--metric", None if args.metric == "val_top1" else args.metric), ("--by", args.by),
-        ("--baseline", args.baseline), ("--delta-on", None if args.delta_on == "best" else args.delta_on),
-        ("--confidence", None if args.confidence == 0.95 else args.confidence), ("--format", args.format),
+    needed = tables.rich_width(result)
+    if output:
+        import io
+
+        buffer = io.StringIO()
+        _console(buffer, width=max(100, needed)).print(tables.rich(result, command, machine, notes))
+        _write(buffer.getvalue(), output)
+        return
+    console = _console()
+    if not console.is_terminal:  # a pipe or a file: never fold numbers
+        console = _console(width=max(100, needed))
+    narrow = console.width < needed
+    console.print(tables.rich(result, command, machine, notes, wrap=narrow))
+    if narrow:
+        console.print(f"[dim](rows shown as records: the table needs {needed} columns; widen the terminal, "
+                      "or use --format markdown)[/dim]")
+
+
+def show_comparison(dirs: list, *, metric: str = "val_top1", by: str | None = None, baseline: str | None = None,
+                    delta_on: str = "best", confidence: float = 0.95, fmt: str = "table", output: str | None = None,
+                    machine: str | None = None, notes: list[str] | tuple[str, ...] = ()) -> None:
+    """Compare the trials of these folders and print (or with `output` write) the table in `fmt` (one of
+    FORMATS), as `workbench results compare` does; a WorkbenchError says what is wrong with the folders."""
+    from workbench.results import compare, reader, tables
+
+    if fmt not in FORMATS:
+        raise WorkbenchError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    result = compare.compare(reader.load(list(dirs)), metric=metric, by=by, baseline=baseline, delta_on=delta_on,
+                             confidence=confidence)
+    command = _command("compare", dirs, [
+        ("--metric", None if metric == "val_top1" else metric), ("--by", by), ("--baseline", baseline),
+        ("--delta-on", None if delta_on == "best" else delta_on),
+        ("--confidence", None if confidence == 0.95 else confidence), ("--format", fmt),
     ])
-    if args.format == "markdown":
-        _write(result.to_markdown(command=command, machine=args.machine, notes=args.note), args.output)
-    elif args.format in ("csv", "json"):
-        _write(result.to_csv() if args.format == "csv" else result.to_json(), args.output)
+    notes = list(notes)
+    if fmt == "markdown":
+        _write(tables.markdown(result, command=command, machine=machine, notes=notes), output)
+    elif fmt in ("csv", "json"):
+        _write(tables.csv_text(result) if fmt == "csv" else tables.json_text(result), output)
         for note in result.notes:  # the raw rows carry no notes: say on stderr where they came from
             print(f"note: {note}", file=sys.stderr)
     else:
-        needed = result.rich_width()
-        if args.output:
-            import io
+        _print_rich(result, command, machine, notes, output)
 
-            buffer = io.StringIO()
-            _console(buffer, width=max(100, needed)).print(result.to_rich(command, args.machine, args.note))
-            _write(buffer.getvalue(), args.output)
-        else:
-            console = _console()
-            if not console.is_terminal:  # a pipe or a file: never fold numbers
-                console = _console(width=max(100, needed))
-            narrow = console.width < needed
-            console.print(result.to_rich(command, args.machine, args.note, wrap=narrow))
-            if narrow:
-                console.print(f"[dim](rows shown as records: the table needs {needed} columns; widen the terminal, "
-                              "or use --format markdown)[/dim]")
+
+def cmd_compare(args) -> int:
+    show_comparison(args.dirs, metric=args.metric, by=args.by, baseline=args.baseline, delta_on=args.delta_on,
+                    confidence=args.confidence, fmt=args.format, output=args.output, machine=args.machine,
+                    notes=args.note)
     return 0
 
 
 def cmd_plot(args) -> int:
-    from workbench.results import plots, reader
+    from workbench.results import figures, plots, reader
 
     studies = reader.load(args.dirs)
     params = [p.strip() for p in args.params.split(",")] if args.params else None
@@ -184,86 +204,31 @@ def cmd_plot(args) -> int:
     if not output:
         suffix = f"_{args.x}" if args.x else ""
         output = str(Path(args.dirs[0]) / "plots" / f"{args.kind}{suffix}.png")
-    path = plots.save(fig, output)
+    path = figures.save(fig, output)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_errors(args) -> int:
-    from workbench.results import per_example, reader
+    from workbench.results import error_figures, error_tables, figures, per_example, reader
 
     if args.top < 1:
         raise WorkbenchError("--top must be at least 1")
-    studies = reader.load(args.dirs)
-    analysis = per_example.analyse(studies, by=args.by)
-    hardest = analysis.hardest(args.top)
-    summary = analysis.summary()
-    overall = analysis.overall()
-    rate_cols = [c for c in hardest.columns if c.startswith("rate[")]
-    show_rates = rate_cols if len(rate_cols) <= 6 else []
+    analysis = per_example.analyse(reader.load(args.dirs), by=args.by)
     if args.format == "csv":
-        sys.stdout.write(hardest.to_csv(index=False))
+        sys.stdout.write(error_tables.hardest_csv(analysis, args.top))
+    elif args.format == "markdown":
+        sys.stdout.write(error_tables.markdown(error_tables.error_tables(analysis, args.top)))
     else:
-        headers = ["rank", "index", "class", "wrong-rate %", "groups wrong", "most common wrong pred",
-                   "wrong conf."] + [c[5:-1] for c in show_rates]
-        rows = []
-        for _, r in hardest.iterrows():
-            pred = "—" if r["common_wrong_pred"] is None else f"{r['common_wrong_pred']} ({r['common_wrong_share'] * 100:.0f}%)"
-            conf = "—" if r["wrong_confidence"] is None or r["wrong_confidence"] != r["wrong_confidence"] else f"{r['wrong_confidence']:.2f}"
-            rows.append([str(int(r["rank"])), str(int(r["index"])), str(r["class"]), f"{r['wrong_rate'] * 100:.0f}",
-                         f"{int(r['groups_wrong'])}/{int(r['groups'])}", pred, conf]
-                        + [f"{r[c] * 100:.0f}" for c in show_rates])
-        legend = (f"{overall['examples']} validation examples, {analysis.wrong.shape[1]} trials; wrong-rate: share of "
-                  "a group's seeds that get the example wrong, averaged over groups; groups wrong: groups where most "
-                  "seeds get it wrong; most common wrong pred: the class most wrong predictions name, with its share "
-                  "of them; wrong conf.: mean confidence of the wrong predictions; "
-                  f"{overall['wrong_under_every_group']} examples are wrong under every seed of "
-                  f"every group, {overall['right_under_every_group']} right under all.")
-        summary_headers = ["group", "seeds", "mean error %", "always wrong", "sometimes wrong", "never wrong"]
-        summary_rows = [[str(s["group"]), str(s["seeds"]), f"{s['mean_error'] * 100:.2f}", str(s["always_wrong"]),
-                         str(s["sometimes_wrong"]), str(s["never_wrong"])] for _, s in summary.iterrows()]
-        if args.format == "markdown":
-            lines = [f"### hardest {len(rows)} validation examples", ""]
-            lines += _md_table(headers, rows) + ["", f"_{legend}_", ""]
-            lines += _md_table(summary_headers, summary_rows)
-            lines += [f"- {n}" for n in analysis.notes]
-            sys.stdout.write("\n".join(lines) + "\n")
-        else:
-            from rich.table import Table
-
-            console = _console()
-            table = Table(title=f"hardest {len(rows)} validation examples", caption=legend, caption_justify="left")
-            for h in headers:
-                table.add_column(h, justify="left" if h in ("class", "most common wrong pred") else "right")
-            for row in rows:
-                table.add_row(*row)
-            console.print(table)
-            per_group = Table(title="per group")
-            for h in summary_headers:
-                per_group.add_column(h, justify="left" if h == "group" else "right")
-            for row in summary_rows:
-                per_group.add_row(*row)
-            console.print(per_group)
-            for note in analysis.notes:
-                console.print(f"[yellow]{note}[/yellow]")
+        console = _console()
+        for part in error_tables.rich(error_tables.error_tables(analysis, args.top)):
+            console.print(part)
     if args.output:
-        from workbench.results.plots import save
-
-        path = save(per_example.image_grid(analysis, top=args.top, columns=args.columns), args.output)
-        print(f"wrote {path}", file=sys.stderr)
+        grid = error_figures.image_grid(analysis, top=args.top, columns=args.columns)
+        print(f"wrote {figures.save(grid, args.output)}", file=sys.stderr)
     if args.matrix:
-        from workbench.results.plots import save
-
-        path = save(per_example.matrix(analysis), args.matrix)
-        print(f"wrote {path}", file=sys.stderr)
+        print(f"wrote {figures.save(error_figures.matrix(analysis), args.matrix)}", file=sys.stderr)
     return 0
-
-
-def _md_table(headers: list[str], rows: list[list[str]], left: tuple[str, ...] = ("group", "class", "most common wrong pred")) -> list[str]:
-    align = [":---" if h in left else "---:" for h in headers]
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    return out
 
 
 def cmd_show(args) -> int:

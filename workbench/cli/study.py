@@ -85,14 +85,11 @@ def _stop_gracefully_on_signals() -> None:
 
 
 def _print_comparison(folder: Path, metric: str) -> None:
-    from argparse import Namespace
-
-    from workbench.cli.results import cmd_compare
+    from workbench.cli.results import show_comparison
     from workbench.errors import WorkbenchError
 
     try:
-        cmd_compare(Namespace(dirs=[str(folder)], metric=metric, by=None, baseline=None, delta_on="best", confidence=0.95,
-                              format="table", output=None, machine=None, note=[]))
+        show_comparison([str(folder)], metric=metric)
     except WorkbenchError as exc:  # e.g. no trial finished yet
         console().print(f"[dim]no comparison table: {' '.join(exc.lines)}[/]")
 

@@ -4,7 +4,8 @@ Every finished trial's val_predictions.csv (index,label,pred,confidence,correct;
 split) gives one wrong/right bit per example. Per group (variant, as in `compare`) the wrong-rate of an example is
 the fraction of the group's seeds that get it wrong; the hardness of an example is its wrong-rate averaged over
 groups, each group weighing the same (ties: more groups wrong by majority, then more confidently wrong, first). The hardest examples are drawn as an image grid, loaded through
-workbench.data.load_dataset with the dataset config of a trial's config.json.
+workbench.data.load_dataset with the dataset config of a trial's config.json (workbench.results.error_figures);
+workbench.results.error_tables writes the tables.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from workbench import trialdir
 from workbench.errors import WorkbenchError
-from workbench.results import reader
-from workbench.results.compare import Group, group_trials, parse_by
-from workbench.results.reader import StudyRecord, TrialRecord
+from workbench.results.groups import Group, group_trials, parse_by
+from workbench.results.reader import require_trial_folders
+from workbench.results.records import StudyRecord, TrialRecord
 
 PREDICTION_COLUMNS = ("index", "label", "pred")
 
@@ -56,7 +58,7 @@ class ErrorAnalysis:
     notes: list[str] = field(default_factory=list)
 
     def group_name(self, g: Group) -> str:
-        return f"{g.study} · {g.display}" if self.multi_study else g.display
+        return g.name(self.multi_study)
 
     def rates(self):
         """DataFrame: example index x group -> fraction of the group's seeds that get it wrong."""
@@ -134,7 +136,7 @@ class ErrorAnalysis:
 def analyse(studies: list[StudyRecord], by: str | list[str] | None = None) -> ErrorAnalysis:
     import pandas as pd
 
-    reader.require_trial_folders(studies, "`results errors` (val_predictions.csv of every trial)")
+    require_trial_folders(studies, f"`results errors` ({trialdir.PREDICTIONS} of every trial)")
     fields, notes = parse_by(by, studies)
     groups = group_trials(studies, fields)
     multi = len({g.study for g in groups}) > 1
@@ -145,7 +147,7 @@ def analyse(studies: list[StudyRecord], by: str | list[str] | None = None) -> Er
     for g in groups:
         for t in g.used:
             if t.predictions is None:
-                notes.append(f"{t.study}/{t.trial_id}: no val_predictions.csv; left out")
+                notes.append(f"{t.study}/{t.trial_id}: no {trialdir.PREDICTIONS}; left out")
                 continue
             frame = read_predictions(t.predictions)
             key = _dataset_key(t)
@@ -156,24 +158,14 @@ def analyse(studies: list[StudyRecord], by: str | list[str] | None = None) -> Er
                     "these trials were evaluated on different validation sets; compare one dataset at a time",
                     f"  {dataset_key[0]} ({dataset_key[1]} classes) vs {key[0]} ({key[1]} classes) in {t.study}/{t.trial_id}",
                 ])
-            if labels_seen is None:
-                labels_seen = frame["label"]
-            else:
-                common = labels_seen.index.intersection(frame.index)
-                if not (labels_seen.loc[common] == frame.loc[common, "label"]).all():
-                    raise WorkbenchError(f"{t.predictions}: labels differ from the other trials' at the same example "
-                                         "index: the validation split is not the same")
-                if len(common) != len(labels_seen) or len(common) != len(frame):
-                    notes.append(f"{t.study}/{t.trial_id}: predictions cover {len(frame)} examples, others "
-                                 f"{len(labels_seen)}; only the {len(common)} shared ones are used")
-                labels_seen = labels_seen.loc[common]
+            labels_seen = frame["label"] if labels_seen is None else _shared_labels(labels_seen, frame, t, notes)
             column = f"{t.study}/{t.trial_id}"
             wrong[column] = (frame["pred"] != frame["label"]).astype(int)
             preds[column] = frame["pred"]
             conf[column] = frame["confidence"]
             columns_of.setdefault(id(g), []).append(column)
     if not wrong:
-        raise WorkbenchError("no finished trial has a val_predictions.csv: nothing to analyse "
+        raise WorkbenchError(f"no finished trial has a {trialdir.PREDICTIONS}: nothing to analyse "
                              "(the trainer writes it from the best checkpoint at the end of a run)")
     index = labels_seen.index
     wrong_df = pd.DataFrame(wrong).loc[index]
@@ -183,118 +175,18 @@ def analyse(studies: list[StudyRecord], by: str | list[str] | None = None) -> Er
                          columns_of=columns_of, classes=classes, config=config, notes=notes)
 
 
+def _shared_labels(labels, frame, t: TrialRecord, notes: list[str]):
+    """The labels of the examples both `labels` and this trial's predictions cover; they must agree."""
+    common = labels.index.intersection(frame.index)
+    if not (labels.loc[common] == frame.loc[common, "label"]).all():
+        raise WorkbenchError(f"{t.predictions}: labels differ from the other trials' at the same example "
+                             "index: the validation split is not the same")
+    if len(common) != len(labels) or len(common) != len(frame):
+        notes.append(f"{t.study}/{t.trial_id}: predictions cover {len(frame)} examples, others "
+                     f"{len(labels)}; only the {len(common)} shared ones are used")
+    return labels.loc[common]
+
+
 def _dataset_key(t: TrialRecord) -> tuple:
     dataset = t.config.get("dataset") if isinstance(t.config.get("dataset"), dict) else {}
     return (str(dataset.get("name", "?")), t.config.get("num_classes") or len(t.config.get("classes") or []))
-
-
-# --- images ---------------------------------------------------------------------------------------------------
-
-
-def _image_size(config: dict[str, Any]) -> int:
-    """The size the trainer cached the dataset at (a cache hit), else the evaluation size."""
-    for key in ("cache_size", "eval_size"):
-        if isinstance(config.get(key), int) and config[key] > 0:
-            return config[key]
-    arch = config.get("architecture") if isinstance(config.get("architecture"), dict) else {}
-    resolution = arch.get("resolution") if isinstance(arch.get("resolution"), dict) else {}
-    scale = config.get("scale") if isinstance(config.get("scale"), dict) else {}
-    for value in (resolution.get("eval"), resolution.get("train"), scale.get("resolution")):
-        if isinstance(value, int) and value > 0:
-            return value
-    return 224
-
-
-def load_val_images(config: dict[str, Any]):
-    """(val_images uint8 [N,C,S,S], val_labels, classes) of the dataset a trial was trained on."""
-    from workbench.schema.common import validate
-
-    try:
-        from workbench.data import load_dataset
-        from workbench.schema.dataset import DatasetConfig
-    except ImportError as exc:
-        raise WorkbenchError(f"the image grid needs workbench.data and workbench.schema.dataset ({exc})") from None
-    if not isinstance(config.get("dataset"), dict):
-        raise WorkbenchError("config.json of the trials has no dataset section: cannot load the images")
-    dataset = validate(DatasetConfig, config["dataset"], "config.json: dataset")
-    arch = config.get("architecture") if isinstance(config.get("architecture"), dict) else {}
-    data = load_dataset(dataset, int(arch.get("in_channels", 3)), _image_size(config))
-    return data.val_images, data.val_labels, list(getattr(data, "classes", []) or [])
-
-
-def image_grid(analysis: ErrorAnalysis, top: int = 16, columns: int = 8,
-               loader: Callable[[dict[str, Any]], tuple[Any, Any, list[str]]] | None = None):
-    """Figure with the `top` hardest validation images, their label and most common wrong prediction."""
-    import numpy as np
-
-    from workbench.results.plots import _pyplot
-
-    hardest = analysis.hardest(top)
-    images, labels, _ = (loader or load_val_images)(analysis.config)
-    images = np.asarray(images)
-    labels = np.asarray(labels)
-    if images.ndim != 4:
-        raise WorkbenchError(f"expected val images shaped [N, C, S, S], got {images.shape}")
-    for _, row in hardest.iterrows():
-        i = int(row["index"])
-        if i >= len(images) or int(labels[i]) != int(row["label"]):
-            raise WorkbenchError(f"validation example {i}: the dataset loaded now does not match the predictions "
-                                 "(index out of range or a different label); was the dataset or its split changed?")
-    plt = _pyplot()
-    n = len(hardest)
-    cols = max(1, min(columns, n))
-    rows = max(1, -(-n // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.5 * rows + 0.3), squeeze=False, layout="constrained")
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (_, row) in zip(axes.flat, hardest.iterrows()):
-        # axes on but bare, so that the x label (the wrong prediction) takes part in the layout
-        ax.axis("on")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        image = images[int(row["index"])]
-        channels = image.shape[0]
-        if channels == 1:
-            ax.imshow(image[0], cmap="gray", vmin=0, vmax=255)
-        else:
-            ax.imshow(np.transpose(image[:3], (1, 2, 0)).astype(np.uint8))
-        ax.set_title(f"#{int(row['index'])} · wrong {row['wrong_rate'] * 100:.0f}%\ntrue: {row['class']}",
-                     fontsize=7, color="black")
-        if row["common_wrong_pred"] is not None:
-            ax.set_xlabel(f"pred: {row['common_wrong_pred']} ({row['common_wrong_share'] * 100:.0f}%)",
-                          fontsize=7, color="#b00000", labelpad=2)
-    groups = len(analysis.groups)
-    fig.suptitle(f"hardest {n} validation examples ({analysis.wrong.shape[1]} trials, {groups} groups): "
-                 "wrong = mean wrong-rate over groups; pred = most common wrong prediction", fontsize=8)
-    return fig
-
-
-def matrix(analysis: ErrorAnalysis, order: str = "hardness"):
-    """Seed 002's picture: one column per trial (grouped), one row per example, dark = wrong."""
-    import numpy as np
-
-    from workbench.results.plots import _pyplot
-
-    columns = [c for g in analysis.groups for c in analysis.columns_of[id(g)]]
-    rows = list(analysis.ranking()) if order == "hardness" else list(analysis.wrong.index)
-    data = analysis.wrong.loc[rows, columns].to_numpy(dtype=float)
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(5.5, 0.25 * len(columns) + 2), 6))
-    ax.imshow(data, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
-    start = 0
-    centers, names = [], []
-    for g in analysis.groups:
-        width = len(analysis.columns_of[id(g)])
-        centers.append(start + (width - 1) / 2)
-        names.append(analysis.group_name(g))
-        start += width
-        if start < len(columns):
-            ax.axvline(start - 0.5, color="tab:red", lw=1)
-    ax.set_xticks(centers)
-    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("validation examples by hardness rank (0 = hardest)" if order == "hardness" else "validation example index")
-    ax.set_title("wrong predictions (black) per trial; columns grouped by variant, one per seed", fontsize=9)
-    fig.tight_layout()
-    return fig

@@ -18,11 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench import trialdir
 from workbench.errors import WorkbenchError
-from workbench.results import reader
-from workbench.results.reader import StudyRecord, TrialRecord
+from workbench.results import metrics
+from workbench.results.analysis import pareto_front
+from workbench.results.format import compact
+from workbench.results.reader import require_trial_folders
+from workbench.results.records import StudyRecord, TrialRecord, all_trials
 
-LATENCY_FILE = "latency.json"
+LATENCY_FILE = trialdir.LATENCY  # cli/search.py's name for it
 
 
 @dataclass
@@ -50,11 +54,8 @@ def _trial_search(t: TrialRecord) -> dict[str, Any]:
         # summary.csv's hp.* columns are the sampled choices and its params/flops the cost; the reward factor
         # (trial.json's search block) is not in it.
         return {"architecture_id": t.variant, "choices": dict(t.hparams), "params": t.params, "flops": t.flops}
-    try:
-        data = json.loads((t.path / "trial.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return data.get("search") if isinstance(data.get("search"), dict) else {}
+    search = t.record.get("search")
+    return search if isinstance(search, dict) else {}
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -62,42 +63,48 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _value(t: TrialRecord, metric: str, search: dict[str, Any]) -> float | None:
-    if metric == "reward":
-        accuracy, factor = t.best("val_top1"), search.get("reward_factor")
-        return None if accuracy is None or factor is None else accuracy * factor
+def _value(t: TrialRecord, metric: str) -> float | None:
+    """The trial's ranking figure: its best `metric`, or the NAS reward of its best val_top1."""
+    if metric == metrics.REWARD:
+        return trialdir.reward_of(t.record, t.best(trialdir.SUMMARY_METRIC))
     return t.best(metric)
+
+
+def _sampled(study: str, arch_id: str, members: list[tuple[TrialRecord, dict]], folder: Path, metric: str) -> Sampled:
+    """One architecture from its finished trials (one per seed) and the search block of the first."""
+    trials = [t for t, _ in members]
+    search = members[0][1]
+    file = folder / trialdir.ARCHITECTURES / f"{arch_id}.json"
+    rates = [t.images_per_s for t in trials if t.images_per_s]
+    choices = dict(search.get("choices") or {})
+    for key, value in trials[0].hparams.items():
+        choices.setdefault(key, value)  # hyper-parameters drawn with the architecture count as choices too
+    return Sampled(
+        study=study, space=trials[0].space or study, arch_id=arch_id, choices=choices,
+        params=search.get("params"), flops=search.get("flops"),
+        accuracy=_mean([t.best(trialdir.SUMMARY_METRIC) for t in trials]), value=_mean([_value(t, metric) for t in trials]),
+        reward=_mean([_value(t, metrics.REWARD) for t in trials]), seeds=len(trials),
+        train_ms_per_image=1000 / _mean(rates) if rates else None, file=file if file.exists() else None, trials=trials)
 
 
 def architectures(studies: list[StudyRecord], metric: str = "val_top1") -> list[Sampled]:
     """Finished search trials grouped by (study, architecture id), in trial order."""
-    if metric == "reward":
-        reader.require_trial_folders(studies, "--metric reward (the reward factor of each trial.json)")
+    if metric == metrics.REWARD:
+        require_trial_folders(studies, f"--metric {metrics.REWARD} (the reward factor of each {trialdir.TRIAL})")
     groups: dict[tuple[str, str], list[tuple[TrialRecord, dict]]] = {}
-    for t in reader.all_trials(studies):
+    for t in all_trials(studies):
         search = _trial_search(t)
         if t.finished and search:
             groups.setdefault((t.study, str(search.get("architecture_id", t.variant))), []).append((t, search))
     if not groups:
-        raise WorkbenchError(["no finished search trial in these folders (trial.json without a search block, or none finished)",
+        raise WorkbenchError([f"no finished search trial in these folders ({trialdir.TRIAL} without a search block, "
+                              "or none finished)",
                               "  run `workbench search run STUDY.json` first; `workbench results compare` reads ordinary studies"])
-    out = []
-    for (study, arch_id), members in groups.items():
-        trials = [t for t, _ in members]
-        search = members[0][1]
-        study_path = next((s.path for s in studies if s.name == study), Path("."))
-        file = study_path / "architectures" / f"{arch_id}.json"
-        rates = [t.images_per_s for t in trials if t.images_per_s]
-        out.append(Sampled(
-            study=study, space=trials[0].space or study, arch_id=arch_id, choices=dict(search.get("choices") or {}),
-            params=search.get("params"), flops=search.get("flops"), accuracy=_mean([t.best("val_top1") for t in trials]),
-            value=_mean([_value(t, metric, s) for t, s in members]), reward=_mean([_value(t, "reward", s) for t, s in members]),
-            seeds=len(trials), train_ms_per_image=1000 / _mean(rates) if rates else None,
-            file=file if file.exists() else None, trials=trials))
-    for arch in out:
-        for key, value in arch.trials[0].hparams.items():
-            arch.choices.setdefault(key, value)  # hyper-parameters drawn with the architecture count as choices too
-    return out
+    folders: dict[str, Path] = {}
+    for s in studies:
+        folders.setdefault(s.name, s.path)
+    return [_sampled(study, arch_id, members, folders.get(study, Path(".")), metric)
+            for (study, arch_id), members in groups.items()]
 
 
 # --- Pareto ---------------------------------------------------------------------------------------------
@@ -105,8 +112,6 @@ def architectures(studies: list[StudyRecord], metric: str = "val_top1") -> list[
 
 def pareto_members(archs: list[Sampled], x: str, higher_is_better: bool = True) -> list[Sampled]:
     """The architectures no other one beats on both cost (x: flops, params, latency) and the ranking metric."""
-    from workbench.results.plots import pareto_front
-
     usable = [a for a in archs if _cost(a, x) is not None and a.value is not None]
     front = pareto_front([(_cost(a, x), a.value) for a in usable], higher_is_better)
     return [usable[i] for i in front]
@@ -126,13 +131,14 @@ def attach_latency(archs: list[Sampled], folders: list[Path]) -> str | None:
         paths = sorted({str(a.trials[0].path.parent.parent) for a in archs if a.study in bare})
         raise WorkbenchError([
             f"{', '.join(paths)}: measured latency (--latency measure, the default) needs the sampled architecture "
-            "files (architectures/<id>.json) and the trial folders, and this folder holds only summary.csv",
+            f"files ({trialdir.ARCHITECTURES}/<id>.json) and the trial folders, and this folder holds only "
+            f"{trialdir.SUMMARY_CSV}",
             "  they are git-ignored, so a clone has none: re-run the search into this folder, or pass --latency train "
-            "to use the training images/s that summary.csv records",
+            f"to use the training images/s that {trialdir.SUMMARY_CSV} records",
         ])
     devices = set()
     for folder in folders:
-        data = reader._read_json_object(folder / LATENCY_FILE)[0] or {}
+        data = trialdir.read_json_object(folder / trialdir.LATENCY)[0] or {}
         rows = data.get("architectures") or {}
         for arch in archs:
             row = rows.get(arch.arch_id)
@@ -142,42 +148,59 @@ def attach_latency(archs: list[Sampled], folders: list[Path]) -> str | None:
     return "; ".join(sorted(devices)) or None
 
 
-def plot_pareto(archs: list[Sampled], metric: str, x: str, latency_label: str | None = None):
-    """Every architecture as a point coloured by design space; the front as a step line, its members labelled."""
-    from workbench.results.compare import flops_unit
-    from workbench.results.plots import _colors, _pyplot
+@dataclass
+class SearchPareto:
+    """What plot_pareto draws: every architecture by design space against a cost, and the front."""
 
-    higher = metric == "reward" or not reader.lower_is_better(metric)
+    metric: metrics.MetricInfo
+    cost: metrics.CostInfo
+    spaces: list[tuple[str, list[float], list[float]]]  # (design space, costs, values) in display units
+    front: list[tuple[str, float, float]]  # (label, cost, value) of each front member, by cost
+    reach: float  # the largest cost: the front's best value stays attainable up to it
+    log_x: bool
+    studies: str
+
+
+def pareto_view(archs: list[Sampled], metric: str, x: str, latency_label: str | None = None) -> SearchPareto:
+    info = metrics.info(metric)
     usable = [a for a in archs if _cost(a, x) is not None and a.value is not None]
     if not usable:
         raise WorkbenchError(f"no finished architecture has both {metric} and {x}: nothing to plot")
-    divisor, unit = flops_unit([a.flops for a in usable if a.flops]) if x == "flops" else (1e6, "M") if x == "params" else (1.0, "")
-    label = {"flops": unit, "params": "parameters (M)",
-             "latency": f"latency (ms/image, {latency_label})" if latency_label else "training time per image (ms, from train images/s)"}[x]
-    k = 100.0 if reader.is_fraction_metric(metric) else 1.0
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 5.2))
-    spaces = sorted({a.space for a in usable})
-    for space, color in zip(spaces, _colors(len(spaces))):
+    cost = metrics.cost_info(x, [a.flops for a in usable if a.flops], measured=latency_label)
+    k = info.scale
+    names = sorted({a.space for a in usable})
+    spaces = []
+    for space in names:
         members = [a for a in usable if a.space == space]
-        ax.scatter([_cost(a, x) / divisor for a in members], [a.value * k for a in members], color=color, s=28, alpha=0.75,
-                   lw=0, zorder=2, label=f"{space} (n={len(members)})")
-    front = pareto_members(usable, x, higher)
-    fx, fy = [_cost(a, x) / divisor for a in front], [a.value * k for a in front]
-    reach = max(_cost(a, x) for a in usable) / divisor  # the best value stays attainable at any larger cost
-    ax.plot(fx + [reach], fy + [fy[-1]], color="black", lw=1.2, ls="--", drawstyle="steps-post", zorder=1,
-            label=f"Pareto front ({len(front)} architecture{'s' if len(front) > 1 else ''})")
+        spaces.append((space, [_cost(a, x) / cost.divisor for a in members], [a.value * k for a in members]))
+    front = [(a.arch_id if len(names) == 1 else f"{a.space}/{a.arch_id}", _cost(a, x) / cost.divisor, a.value * k)
+             for a in pareto_members(usable, x, info.higher_is_better)]
+    costs = [_cost(a, x) / cost.divisor for a in usable]
+    return SearchPareto(metric=info, cost=cost, spaces=spaces, front=front,
+                        reach=max(_cost(a, x) for a in usable) / cost.divisor,
+                        log_x=min(costs) > 0 and max(costs) / min(costs) > 20,
+                        studies=", ".join(sorted({a.study for a in usable})))
+
+
+def plot_pareto(archs: list[Sampled], metric: str, x: str, latency_label: str | None = None):
+    """Every architecture as a point coloured by design space; the front as a step line, its members labelled."""
+    from workbench.results.figures import colors, pyplot
+
+    view = pareto_view(archs, metric, x, latency_label)
+    fig, ax = pyplot().subplots(figsize=(7.5, 5.2))
+    for (space, xs, ys), color in zip(view.spaces, colors(len(view.spaces))):
+        ax.scatter(xs, ys, color=color, s=28, alpha=0.75, lw=0, zorder=2, label=f"{space} (n={len(xs)})")
+    fx, fy = [c for _, c, _ in view.front], [v for _, _, v in view.front]
+    ax.plot(fx + [view.reach], fy + [fy[-1]], color="black", lw=1.2, ls="--", drawstyle="steps-post", zorder=1,
+            label=f"Pareto front ({len(fx)} architecture{'s' if len(fx) > 1 else ''})")
     ax.scatter(fx, fy, s=110, facecolors="none", edgecolors="black", lw=1.3, zorder=3)
-    for a, cx, cy in zip(front, fx, fy):
-        ax.annotate(a.arch_id if len(spaces) == 1 else f"{a.space}/{a.arch_id}", (cx, cy), xytext=(5, -11),
-                    textcoords="offset points", fontsize=7)
-    costs = [_cost(a, x) / divisor for a in usable]
-    if min(costs) > 0 and max(costs) / min(costs) > 20:
+    for label, cx, cy in view.front:
+        ax.annotate(label, (cx, cy), xytext=(5, -11), textcoords="offset points", fontsize=7)
+    if view.log_x:
         ax.set_xscale("log")
-    name = "reward ACC·(FLOPs/T)^w" if metric == "reward" else f"best {metric.replace('_top', ' top-').replace('_', ' ')}"
-    ax.set_xlabel(label)
-    ax.set_ylabel(f"{name}{' (%)' if k == 100.0 else ''}")
-    ax.set_title(f"{', '.join(sorted({a.study for a in usable}))}: {name} vs {label.split(' (')[0]}\n"
+    ax.set_xlabel(view.cost.label)
+    ax.set_ylabel(view.metric.best_header)
+    ax.set_title(f"{view.studies}: {view.metric.best_name} vs {view.cost.label.split(' (')[0]}\n"
                  "dots: sampled architectures (mean over seeds); circled: Pareto front", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -296,7 +319,7 @@ def ranges_rows(ranges: list[ChoiceRange]) -> list[list[str]]:
         if r.numeric:
             span = f"{r.low:g}–{r.high:g}" + (f"  (95 %: {r.low_ci:g}–{r.high_ci:g})" if (r.low_ci, r.high_ci) != (r.low, r.high) else "")
         rows.append(([r.space] if multi else []) + [
-            r.choice, ", ".join(_fmt(v) for v in r.offered), span, _fmt(r.best), f"{r.confidence:.0%}",
+            r.choice, ", ".join(compact(v) for v in r.offered), span, compact(r.best), f"{r.confidence:.0%}",
             f"{r.top_share:.0%} vs {r.base_share:.0%}"])
     return rows
 
@@ -305,7 +328,3 @@ def ranges_headers(ranges: list[ChoiceRange]) -> list[str]:
     multi = len({r.space for r in ranges}) > 1
     return (["space"] if multi else []) + ["choice", "offered", "top-k range", "most frequent in top-k", "confidence",
                                            "share: top-k vs all"]
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -6,19 +6,34 @@ import json
 from pathlib import Path
 from typing import Any
 
+from workbench import trialdir
 from workbench.errors import WorkbenchError
-from workbench.results import reader
-from workbench.results.reader import TrialRecord
+from workbench.results import format as fmt
+from workbench.results import metrics
+from workbench.results.metrics import flops_unit
+from workbench.results.reader import is_study_dir, is_trial_dir, read_study, read_trial, require_trial_folders
+from workbench.results.records import LOOSE_STUDY, TrialRecord, number
 
 SPARKS = "▁▂▃▄▅▆▇█"
+EPOCH_METRICS = ("train_loss", "train_top1", "val_loss", "val_top1", "val_top5")  # columns in this order
+
+
+def _metric_column(key: str) -> tuple[str, str, str]:
+    info = metrics.info(key)
+    return key, f"{info.label} {info.unit}".strip(), "metric"
+
+
 EPOCH_COLUMNS = (  # (key, header, kind)
     ("epoch", "epoch", "int"), ("stage", "stage", "int"), ("image_size", "size", "int"),
     ("dropout", "dropout", "float2"), ("stochastic_depth", "sd", "float2"), ("randaugment", "ra", "num"),
-    ("mixup", "mixup", "float2"), ("lr", "lr", "sci"), ("train_loss", "train loss", "float4"),
-    ("train_top1", "train top-1 %", "pct"), ("val_loss", "val loss", "float4"), ("val_top1", "val top-1 %", "pct"),
-    ("val_top5", "val top-5 %", "pct"), ("epoch_seconds", "epoch s", "float1"),
-    ("train_images_per_s", "img/s", "float0"), ("elapsed_seconds", "elapsed", "duration"),
+    ("mixup", "mixup", "float2"), ("lr", "lr", "sci"), *(_metric_column(key) for key in EPOCH_METRICS),
+    ("epoch_seconds", "epoch s", "float1"), ("train_images_per_s", "img/s", "float0"),
+    ("elapsed_seconds", "elapsed", "duration"),
 )
+STATE_STYLES = {trialdir.COMPLETED: "green", trialdir.EARLY_STOPPED: "green", trialdir.DIVERGED: "red",
+                trialdir.FAILED: "red"}  # others (incomplete, pruned) yellow
+FILES = ((trialdir.PREDICTIONS, "val predictions"), (trialdir.BEST, "best checkpoint"),
+         (trialdir.LAST, "last checkpoint"), (trialdir.EVENTS_GLOB, "TensorBoard events"))
 
 
 def sparkline(values: list[float]) -> str:
@@ -31,24 +46,23 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARKS[min(len(SPARKS) - 1, int((v - low) / (high - low) * (len(SPARKS) - 1) + 0.5))] for v in values)
 
 
-def _fmt(value: Any, kind: str) -> str:
-    number = reader._number(value)
-    if number is None:
-        return "—" if value is None or isinstance(value, float) else str(value)
+def _fmt(value: Any, kind: str, key: str) -> str:
+    value_number = number(value)
+    if value_number is None:
+        return fmt.NONE if value is None or isinstance(value, float) else str(value)
     if kind == "int":
-        return str(int(number))
-    if kind == "pct":
-        return f"{number * 100:.2f}"
+        return str(int(value_number))
+    if kind == "metric":
+        info = metrics.info(key)
+        return f"{value_number * info.scale:.{info.decimals}f}"
     if kind == "sci":
-        return f"{number:.3g}"
+        return f"{value_number:.3g}"
     if kind == "duration":
-        from workbench.results.compare import _duration
-
-        return _duration(number)
+        return fmt.duration(value_number)
     if kind == "num":
-        return f"{number:g}"
+        return f"{value_number:g}"
     decimals = int(kind[-1])
-    return f"{number:.{decimals}f}"
+    return f"{value_number:.{decimals}f}"
 
 
 def _scalar_lines(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
@@ -92,20 +106,23 @@ def _architecture_lines(arch: dict[str, Any]) -> list[tuple[str, str]]:
 
 def load_trial(path: str | Path) -> TrialRecord:
     path = Path(path)
-    if not path.exists() and path.parent.name == "trials" and reader.is_study_dir(path.parent.parent):
-        reader.require_trial_folders([reader.read_study(path.parent.parent)], f"`results show {path}`")
+    in_study = path.parent.name == trialdir.TRIALS
+    if not path.exists() and in_study and is_study_dir(path.parent.parent):
+        require_trial_folders([read_study(path.parent.parent)], f"`results show {path}`")
     if not path.is_dir():
         raise WorkbenchError(f"{path}: no such folder" if not path.exists() else f"{path}: is a file, expected a trial folder")
-    if reader.is_study_dir(path) and not reader.is_trial_dir(path):
-        trials = sorted(p.name for p in (path / "trials").iterdir() if p.is_dir()) if (path / "trials").is_dir() else []
-        hint = f", e.g. {path / 'trials' / trials[0]}" if trials else ""
+    if is_study_dir(path) and not is_trial_dir(path):
+        folder = path / trialdir.TRIALS
+        trials = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        hint = f", e.g. {folder / trials[0]}" if trials else ""
         raise WorkbenchError([f"{path}: is a study folder; `results show` reads one trial folder{hint}",
                               "  (use `workbench results compare` for the whole study)"])
-    if not reader.is_trial_dir(path):
-        raise WorkbenchError([f"{path}: not a trial folder (no metrics.jsonl, status.json, config.json or trial.json)",
-                              "  a trial folder is what `workbench train --out DIR` writes, or results/<study>/trials/<id>"])
-    study = path.parent.parent.name if path.parent.name == "trials" else None
-    return reader.read_trial(path, study=study)
+    if not is_trial_dir(path):
+        markers = ", ".join(trialdir.TRIAL_MARKERS[:-1]) + f" or {trialdir.TRIAL_MARKERS[-1]}"
+        raise WorkbenchError([f"{path}: not a trial folder (no {markers})",
+                              "  a trial folder is what `workbench train --out DIR` writes, or "
+                              f"results/<study>/{trialdir.TRIALS}/<id>"])
+    return read_trial(path, study=path.parent.parent.name if in_study else None)
 
 
 KEY_FIELDS = (  # config fields `show` prints without --full-config (scale and architecture are always shown)
@@ -138,29 +155,18 @@ def _stage_text(st: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def render(trial: TrialRecord, max_epochs: int = 40, metric: str = "val_top1", full: bool = False):
-    """A rich renderable: config summary, per-epoch table with a sparkline, final figures and status."""
-    from rich.console import Group
-    from rich.panel import Panel
+
+def _key_value_grid():
     from rich.table import Table
-    from rich.text import Text
 
-    config = trial.config
-    parts: list[Any] = []
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold cyan", no_wrap=True)
+    grid.add_column()
+    return grid
 
-    # --- identity and config -------------------------------------------------------------------------
-    info = Table.grid(padding=(0, 2))
-    info.add_column(style="bold cyan", no_wrap=True)
-    info.add_column()
-    info.add_row("trial", f"{trial.trial_id}  ({trial.path})")
-    if trial.study != reader.LOOSE_STUDY:
-        info.add_row("study", trial.study)
-    info.add_row("variant", trial.variant + (f"   seed {trial.seed}" if trial.seed is not None else ""))
-    for key, value in trial.hparams.items():
-        info.add_row(f"hp.{key}", json.dumps(value) if isinstance(value, (list, dict)) else str(value))
-    if isinstance(config.get("architecture"), dict):
-        for key, value in _architecture_lines(config["architecture"]):
-            info.add_row(f"architecture.{key}", value)
+
+def _config_rows(info, config: dict[str, Any], full: bool) -> int:
+    """The scale, dataset and recipe fields (the key ones unless `full`); returns how many were left out."""
     hidden = 0
     for section in ("scale", "dataset", "recipe"):
         if isinstance(config.get(section), dict):
@@ -171,93 +177,141 @@ def render(trial: TrialRecord, max_epochs: int = 40, metric: str = "val_top1", f
                     info.add_row(key, value)
                 else:
                     hidden += 1
-    if isinstance(config.get("stages"), list) and config["stages"]:
-        for st in config["stages"]:
-            if isinstance(st, dict):
-                info.add_row(f"stage {st.get('stage', '?')}", _stage_text(st))
+    return hidden
+
+
+def _config_panel(trial: TrialRecord, full: bool):
+    """Identity, hyper-parameters, architecture and the key config fields."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    config = trial.config
+    info = _key_value_grid()
+    info.add_row("trial", f"{trial.trial_id}  ({trial.path})")
+    if trial.study != LOOSE_STUDY:
+        info.add_row("study", trial.study)
+    info.add_row("variant", trial.variant + (f"   seed {trial.seed}" if trial.seed is not None else ""))
+    for key, value in trial.hparams.items():
+        info.add_row(f"hp.{key}", json.dumps(value) if isinstance(value, (list, dict)) else str(value))
+    if isinstance(config.get("architecture"), dict):
+        for key, value in _architecture_lines(config["architecture"]):
+            info.add_row(f"architecture.{key}", value)
+    hidden = _config_rows(info, config, full)
+    for st in config.get("stages") if isinstance(config.get("stages"), list) else []:
+        if isinstance(st, dict):
+            info.add_row(f"stage {st.get('stage', '?')}", _stage_text(st))
     if hidden:
         info.add_row("", Text(f"… {hidden} more config fields (--full-config shows them)", style="dim"))
     if config.get("classes"):
         classes = [str(c) for c in config["classes"]]
-        text = ", ".join(classes[:12]) + (f", … ({len(classes)} in all)" if len(classes) > 12 else "")
-        info.add_row("classes", text)
+        info.add_row("classes", ", ".join(classes[:12]) + (f", … ({len(classes)} in all)" if len(classes) > 12 else ""))
     if not config:
-        info.add_row("config", "no config.json")
-    parts.append(Panel(info, title="configuration", title_align="left"))
+        info.add_row("config", f"no {trialdir.CONFIG}")
+    return Panel(info, title="configuration", title_align="left")
 
-    # --- per-epoch curve -----------------------------------------------------------------------------
+
+def _best_epoch(trial: TrialRecord, metric: str):
+    """The epoch status.json names as the best, else the first epoch that recorded the best value."""
+    best_epoch = (trial.status or {}).get("best_epoch") if not trial.incomplete else None
+    best_value = trial.best(metric)
+    if best_epoch is None and best_value is not None:
+        best_epoch = next((r.get("epoch") for r in trial.metrics if number(r.get(metric)) == best_value), None)
+    return best_epoch
+
+
+def _epoch_table(trial: TrialRecord, metric: str, max_epochs: int, best_epoch):
+    """One row per epoch (the first quarter and the last ones beyond `max_epochs`), the best in bold green."""
+    from rich.table import Table
+
     rows = trial.metrics
-    if rows:
-        present = [c for c in EPOCH_COLUMNS if any(c[0] in r for r in rows)]
-        table = Table(title=f"per epoch ({len(rows)} recorded)", header_style="bold", show_edge=False, pad_edge=False)
-        for _, header, _ in present:
-            table.add_column(header, justify="right")
-        best_value = trial.best(metric)
-        best_epoch = (trial.status or {}).get("best_epoch") if trial.state != "incomplete" else None
-        if best_epoch is None and best_value is not None:
-            best_epoch = next((r.get("epoch") for r in rows if reader._number(r.get(metric)) == best_value), None)
-        indices = list(range(len(rows)))
-        if len(rows) > max_epochs:
-            head = max_epochs // 4
-            indices = list(range(head)) + [-1] + list(range(len(rows) - (max_epochs - head), len(rows)))
-        for i in indices:
-            if i == -1:
-                table.add_row(*(["…"] * len(present)))
-                continue
-            r = rows[i]
-            cells = [_fmt(r.get(key), kind) for key, _, kind in present]
-            style = "bold green" if best_epoch is not None and r.get("epoch") == best_epoch else None
-            table.add_row(*cells, style=style)
-        parts.append(table)
-        curve = [v for _, v in trial.curve(metric)]
-        if curve:
-            k = 100 if reader.is_fraction_metric(metric) else 1
-            unit = "%" if k == 100 else ""
-            parts.append(Text(f"{metric}  {sparkline(curve)}  {min(curve) * k:.2f}{unit} → {curve[-1] * k:.2f}{unit} "
-                              f"(best {max(curve) * k if not reader.lower_is_better(metric) else min(curve) * k:.2f}{unit}"
-                              + (f" at epoch {best_epoch}" if best_epoch is not None else "") + ")"))
-    else:
-        parts.append(Text("no epoch recorded in metrics.jsonl yet", style="yellow"))
+    present = [c for c in EPOCH_COLUMNS if any(c[0] in r for r in rows)]
+    table = Table(title=f"per epoch ({len(rows)} recorded)", header_style="bold", show_edge=False, pad_edge=False)
+    for _, header, _ in present:
+        table.add_column(header, justify="right")
+    indices = list(range(len(rows)))
+    if len(rows) > max_epochs:
+        head = max_epochs // 4
+        indices = list(range(head)) + [-1] + list(range(len(rows) - (max_epochs - head), len(rows)))
+    for i in indices:
+        if i == -1:
+            table.add_row(*(["…"] * len(present)))
+            continue
+        r = rows[i]
+        style = "bold green" if best_epoch is not None and r.get("epoch") == best_epoch else None
+        table.add_row(*[_fmt(r.get(key), kind, key) for key, _, kind in present], style=style)
+    return table
 
-    # --- final figures -------------------------------------------------------------------------------
-    final = Table.grid(padding=(0, 2))
-    final.add_column(style="bold cyan", no_wrap=True)
-    final.add_column()
-    state_style = {"completed": "green", "early_stopped": "green", "diverged": "red", "failed": "red"}.get(trial.state, "yellow")
-    final.add_row("status", Text(trial.state, style=f"bold {state_style}"))
-    if trial.reason:
-        final.add_row("reason", trial.reason)
-    final.add_row("epochs run", str(trial.epochs_run))
-    best = trial.best(metric)
-    fin = trial.final(metric)
-    k = 100 if reader.is_fraction_metric(metric) else 1
-    unit = " %" if k == 100 else ""
+
+def _curve_line(trial: TrialRecord, metric: str, best_epoch):
+    """'val_top1  ▁▃▆█  31.00% → 74.00% (best 75.00% at epoch 3)'."""
+    from rich.text import Text
+
+    curve = [v for _, v in trial.curve(metric)]
+    if not curve:
+        return None
+    info = metrics.info(metric)
+    k, unit = info.scale, info.unit
+    best = min(curve) if info.lower_is_better else max(curve)
+    return Text(f"{metric}  {sparkline(curve)}  {min(curve) * k:.2f}{unit} → {curve[-1] * k:.2f}{unit} "
+                f"(best {best * k:.2f}{unit}" + (f" at epoch {best_epoch}" if best_epoch is not None else "") + ")")
+
+
+def _figure_rows(final, trial: TrialRecord, metric: str) -> None:
+    """Best and final metric, time, throughput, device, parameters and FLOPs."""
+    info = metrics.info(metric)
+    unit = f" {info.unit}" if info.unit else ""
+    best, last = trial.best(metric), trial.final(metric)
     if best is not None:
         epoch = (trial.status or {}).get("best_epoch")
-        final.add_row(f"best {metric}", f"{best * k:.2f}{unit}" + (f" (epoch {epoch})" if epoch and trial.state != "incomplete" else ""))
-    if fin is not None:
-        final.add_row(f"final {metric}", f"{fin * k:.2f}{unit}")
-    from workbench.results.compare import _duration, _rate, _sig, flops_unit
-
+        final.add_row(f"best {metric}", f"{best * info.scale:.2f}{unit}"
+                      + (f" (epoch {epoch})" if epoch and not trial.incomplete else ""))
+    if last is not None:
+        final.add_row(f"final {metric}", f"{last * info.scale:.2f}{unit}")
     if trial.seconds is not None:
-        final.add_row("training time", _duration(trial.seconds))
+        final.add_row("training time", fmt.duration(trial.seconds))
     if trial.images_per_s is not None:
-        final.add_row("train images/s", _rate(trial.images_per_s))
+        final.add_row("train images/s", fmt.rate(trial.images_per_s))
     device = (trial.status or {}).get("device")
     if isinstance(device, str) and device:
         final.add_row("device", device)
     if trial.params is not None:
-        final.add_row("params", f"{_sig(trial.params / 1e6)} M ({int(trial.params):,})")
+        final.add_row("params", f"{fmt.sig(trial.params / 1e6)} M ({int(trial.params):,})")
     if trial.flops is not None:
-        divisor, unit = flops_unit([trial.flops])
-        final.add_row(unit, _sig(trial.flops / divisor))
-    files = []
-    for pattern, name in (("val_predictions.csv", "val predictions"), ("checkpoint_best.pt", "best checkpoint"),
-                          ("checkpoint_last.pt", "last checkpoint"), ("events.out.tfevents*", "TensorBoard events")):
-        if any(trial.path.glob(pattern)):
-            files.append(name)
-    final.add_row("files", ", ".join(files) if files else "—")
+        divisor, flops_name = flops_unit([trial.flops])
+        final.add_row(flops_name, fmt.sig(trial.flops / divisor))
+
+
+def _result_panel(trial: TrialRecord, metric: str):
+    """Status and reason, epochs, the final figures, the files the folder holds, and any damage found."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    final = _key_value_grid()
+    final.add_row("status", Text(trial.state, style=f"bold {STATE_STYLES.get(trial.state, 'yellow')}"))
+    if trial.reason:
+        final.add_row("reason", trial.reason)
+    final.add_row("epochs run", str(trial.epochs_run))
+    _figure_rows(final, trial, metric)
+    files = [name for pattern, name in FILES if any(trial.path.glob(pattern))]
+    final.add_row("files", ", ".join(files) if files else fmt.NONE)
     for problem in trial.problems:
         final.add_row("problem", Text(problem, style="yellow"))
-    parts.append(Panel(final, title="result", title_align="left"))
+    return Panel(final, title="result", title_align="left")
+
+
+def render(trial: TrialRecord, max_epochs: int = 40, metric: str = "val_top1", full: bool = False):
+    """A rich renderable: config summary, per-epoch table with a sparkline, final figures and status."""
+    from rich.console import Group
+    from rich.text import Text
+
+    parts: list[Any] = [_config_panel(trial, full)]
+    if trial.metrics:
+        best_epoch = _best_epoch(trial, metric)
+        parts.append(_epoch_table(trial, metric, max_epochs, best_epoch))
+        curve = _curve_line(trial, metric, best_epoch)
+        if curve is not None:
+            parts.append(curve)
+    else:
+        parts.append(Text(f"no epoch recorded in {trialdir.METRICS} yet", style="yellow"))
+    parts.append(_result_panel(trial, metric))
     return Group(*parts)

@@ -11,9 +11,10 @@ import math
 import time
 from pathlib import Path
 
+from workbench import trialdir
 from workbench.errors import WorkbenchError
-from workbench.results import reader
-from workbench.results.reader import StudyRecord
+from workbench.results.reader import is_study_dir, read_study, require_trial_folders
+from workbench.results.records import StudyRecord, number
 
 # The trainer logs every numeric metrics.jsonl field under its own name (val_top1, train_loss, lr, ...) with the
 # epoch as step; rebuilt events use the same tags, so they look like the trainer's own.
@@ -21,7 +22,7 @@ SKIPPED = ("epoch",)
 
 
 def event_files(path: Path) -> list[Path]:
-    return sorted(path.rglob("events.out.tfevents*"))
+    return sorted(path.rglob(trialdir.EVENTS_GLOB))
 
 
 def command(dirs: list[str | Path], port: int | None = None, host: str | None = None) -> list[str]:
@@ -32,12 +33,12 @@ def command(dirs: list[str | Path], port: int | None = None, host: str | None = 
         if not path.is_dir():
             raise WorkbenchError(f"{d}: no such folder")
         if not event_files(path):
-            if reader.is_study_dir(path):
-                reader.require_trial_folders([reader.read_study(path)], "TensorBoard (the event files of every trial)")
+            if is_study_dir(path):
+                require_trial_folders([read_study(path)], "TensorBoard (the event files of every trial)")
             raise WorkbenchError([
-                f"{d}: no TensorBoard event files (events.out.tfevents.*) below it",
+                f"{d}: no TensorBoard event files ({trialdir.EVENTS_GLOB}) below it",
                 "  the trainer writes them into each trial folder; they are git-ignored, so a fresh clone has none:",
-                "  `workbench results tensorboard DIR --from-metrics OUT` rebuilds them from metrics.jsonl",
+                f"  `workbench results tensorboard DIR --from-metrics OUT` rebuilds them from {trialdir.METRICS}",
             ])
         found.append(path)
     args = ["tensorboard"]
@@ -66,36 +67,36 @@ def export_events(studies: list[StudyRecord], out: str | Path) -> list[Path]:
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
     except ImportError:
         raise WorkbenchError("rebuilding event files needs the tensorboard package: pip install tensorboard") from None
-    reader.require_trial_folders(studies, "--from-metrics (metrics.jsonl of every trial)")
+    require_trial_folders(studies, f"--from-metrics ({trialdir.METRICS} of every trial)")
     out = Path(out)
     written = []
     for study in studies:
         for trial in study.trials:
             if not trial.metrics:
                 continue
-            logdir = out / study.name / "trials" / trial.trial_id
+            logdir = out / study.name / trialdir.TRIALS / trial.trial_id
             if event_files(logdir):
                 raise WorkbenchError(f"{logdir}: already holds event files; choose an empty --from-metrics folder")
             logdir.mkdir(parents=True, exist_ok=True)
-            metrics_file = trial.path / "metrics.jsonl"
+            metrics_file = trial.path / trialdir.METRICS
             end = metrics_file.stat().st_mtime if metrics_file.exists() else time.time()
-            last = reader._number(trial.metrics[-1].get("elapsed_seconds")) or 0.0
+            last = number(trial.metrics[-1].get("elapsed_seconds")) or 0.0
             writer = EventFileWriter(str(logdir))
             try:
                 for i, row in enumerate(trial.metrics):
-                    step = int(reader._number(row.get("epoch")) or i + 1)
-                    elapsed = reader._number(row.get("elapsed_seconds"))
+                    step = int(number(row.get("epoch")) or i + 1)
+                    elapsed = number(row.get("elapsed_seconds"))
                     wall = end - (last - elapsed) if elapsed is not None else end
                     values = []
                     for key, value in row.items():
-                        number = reader._number(value)
-                        if key in SKIPPED or isinstance(value, bool) or number is None or not math.isfinite(number):
+                        figure = number(value)
+                        if key in SKIPPED or isinstance(value, bool) or figure is None or not math.isfinite(figure):
                             continue
-                        values.append(Summary.Value(tag=key, simple_value=number))
+                        values.append(Summary.Value(tag=key, simple_value=figure))
                     writer.add_event(Event(wall_time=wall, step=step, summary=Summary(value=values)))
             finally:
                 writer.close()
             written.append(logdir)
     if not written:
-        raise WorkbenchError("no trial has a metrics.jsonl with a finished epoch: no events to write")
+        raise WorkbenchError(f"no trial has a {trialdir.METRICS} with a finished epoch: no events to write")
     return written

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from workbench.data import cache_size_for, clear_memory, load_dataset
-from workbench.data.transforms import StageAugment, TransformedImages, batch_mixer, train_transform
+from workbench.data.augment import StageAugment, train_augment
+from workbench.data.draws import EpochDraws
+from workbench.data.transforms import Normalizer
 from workbench.errors import WorkbenchError
 from workbench.schema.dataset import DatasetConfig
 from workbench.schema.recipe import Augment
@@ -205,18 +207,17 @@ def test_low_resolution_datasets_cache_at_native_size_when_big():
 # --- transforms ---------------------------------------------------------------------------------
 
 
-def test_train_transform_produces_the_stage_size_and_mixup_soft_labels():
+def test_train_augmentation_produces_the_stage_size_and_mixup_soft_labels():
     data = load_dataset(DatasetConfig(max_train_images=64), 3, 32)
-    transform = train_transform(Augment(color_jitter=0.3), StageAugment(image_size=20, randaugment=9, mixup=0.2), 32, True, 3)
-    images = TransformedImages(data.train_images, data.train_labels, transform)
-    torch.manual_seed(0)
-    image, label = images[0]
-    assert image.shape == (3, 20, 20) and image.dtype == torch.uint8 and int(label) == int(data.train_labels[0])
-    mixer = batch_mixer(Augment(), 0.2, 10)
-    batch = torch.rand(8, 3, 20, 20)
-    mixed, targets = mixer(batch, data.train_labels[:8])
+    augment = train_augment(Augment(color_jitter=0.3, cutmix=1.0), StageAugment(image_size=20, randaugment=9, mixup=0.2), cache_size=32,
+                            hflip=True, channels=3, num_classes=10, normalize=Normalizer(3, torch.device("cpu")))
+    inputs, targets = augment(data.train_images[:8], data.train_labels[:8], EpochDraws(0, 1))
+    assert inputs.shape == (8, 3, 20, 20) and inputs.dtype == torch.float32
     assert targets.shape == (8, 10) and torch.allclose(targets.sum(1), torch.ones(8))
-    assert batch_mixer(Augment(), 0.0, 10) is None
+    plain = train_augment(Augment(), StageAugment(20, None, 0.0), cache_size=32, hflip=True, channels=3, num_classes=10,
+                          normalize=Normalizer(3, torch.device("cpu")))
+    _, labels = plain(data.train_images[:8], data.train_labels[:8], EpochDraws(0, 1))
+    assert torch.equal(labels, data.train_labels[:8])  # no mix: the labels stay class indices
 
 
 def test_a_cache_too_big_for_memory_is_refused_before_decoding(folder, monkeypatch):

@@ -247,3 +247,58 @@ def test_norm_weights_and_biases_get_no_weight_decay():
     assert {id(p) for p in exempt["params"]} == norm_ids | {id(p) for n, p in model.named_parameters() if n.endswith("bias")}
     assert all(p.ndim > 1 for p in decayed["params"])
     assert len(build_optimizer(model, Optimizer(decay_norm_and_bias=True)).param_groups) == 1
+
+
+# --- paired seeds ---------------------------------------------------------------------------------
+
+
+def record_draws(monkeypatch) -> list[tuple[str, object]]:
+    """Spy on every batch order and every sampled augmentation parameter of a run."""
+    from workbench.data.augment import BatchAugment
+
+    log: list[tuple[str, object]] = []
+    order, sample = Trainer.batch_order, BatchAugment.sample
+
+    def spy_order(self, draws):
+        batches = order(self, draws)
+        log.append(("order", [b.tolist() for b in batches]))
+        return batches
+
+    def spy_sample(self, count, draws):
+        params = sample(self, count, draws)
+        log.append(("params", params))
+        return params
+
+    monkeypatch.setattr(Trainer, "batch_order", spy_order)
+    monkeypatch.setattr(BatchAugment, "sample", spy_sample)
+    return log
+
+
+def flatten(entry) -> list:
+    kind, value = entry
+    if kind == "order":
+        return [kind, value]
+    p = value
+    return [kind, p.crop.boxes().tolist(), p.flip.tolist(), p.jitter.factors.tolist(), p.jitter.order.tolist(),
+            p.randaugment.ops.tolist(), p.randaugment.magnitudes.tolist(), (p.mix.kind, p.mix.lam, p.mix.box)]
+
+
+def test_same_seed_gives_two_architectures_the_same_batches_and_augmentation(tmp_path, monkeypatch):
+    """Issue 15's paired seeds: the data order and every augmentation draw depend on the seed, not on the network
+    (dropout and stochastic depth, which the architectures use differently, draw from the global RNG instead)."""
+    from tests.test_train_helpers import TINY_ARCH
+
+    other = {**TINY_ARCH, "name": "other", "stages": TINY_ARCH["stages"][:2], "dropout": 0.5}
+    augment = {"hflip": True, "color_jitter": 0.3, "randaugment": 9, "mixup": 0.2, "cutmix": 1.0}
+    runs = {}
+    for name, arch, seed in (("tiny", TINY_ARCH, 3), ("other", other, 3), ("tiny-seed-4", TINY_ARCH, 4)):
+        log = record_draws(monkeypatch)
+        job = tiny_job(epochs=2, train_images=96, val_images=20, batch_size=32, augment=augment, seed=seed)
+        job = job.model_copy(update={"architecture": tiny_arch(**{k: v for k, v in arch.items() if k != "name"}, name=arch["name"])})
+        quick_fit(job, tmp_path / name)
+        runs[name] = [flatten(entry) for entry in log]
+        monkeypatch.undo()
+    assert len(runs["tiny"]) == 2 * (1 + 3)  # per epoch: one order, three batches
+    assert runs["tiny"] == runs["other"]
+    assert runs["tiny"][0] != runs["tiny-seed-4"][0] and runs["tiny"][1] != runs["tiny-seed-4"][1]
+    assert runs["tiny"][0] != runs["tiny"][4]  # each epoch draws anew

@@ -1,17 +1,28 @@
-"""A recipe that turns every augmentation off still trains: the train transform is then the identity."""
+"""A recipe that turns every augmentation off still trains: the batch transform is then normalisation alone."""
 
 import torch
 
-from workbench.data.transforms import StageAugment, train_transform
+from workbench.data.augment import StageAugment, train_augment
+from workbench.data.draws import EpochDraws
+from workbench.data.transforms import Normalizer
 from workbench.schema.recipe import Augment
 
 
-def test_no_augmentation_at_the_cache_size_is_the_identity():
-    transform = train_transform(Augment(random_resized_crop=False), StageAugment(16, None, 0.0), cache_size=16, hflip=False, channels=1)
-    image = torch.randint(0, 256, (1, 16, 16), dtype=torch.uint8)
-    assert torch.equal(transform(image), image)
+def plain(size: int, cache_size: int):
+    return train_augment(Augment(random_resized_crop=False), StageAugment(size, None, 0.0), cache_size=cache_size, hflip=False,
+                         channels=1, num_classes=10, normalize=Normalizer(1, torch.device("cpu")))
+
+
+def test_no_augmentation_at_the_cache_size_is_normalisation_alone():
+    images = torch.randint(0, 256, (4, 1, 16, 16), dtype=torch.uint8)
+    labels = torch.arange(4)
+    inputs, targets = plain(16, 16)(images, labels, EpochDraws(0, 1))
+    normalize = Normalizer(1, torch.device("cpu"))
+    assert torch.equal(inputs, normalize(images)) and torch.equal(targets, labels)
+    params = plain(16, 16).sample(4, EpochDraws(0, 1))
+    assert (params.crop, params.flip, params.jitter, params.randaugment, params.mix) == (None,) * 5
 
 
 def test_no_crop_resizes_to_the_stage_size():
-    transform = train_transform(Augment(random_resized_crop=False), StageAugment(8, None, 0.0), cache_size=16, hflip=False, channels=1)
-    assert transform(torch.zeros(1, 16, 16, dtype=torch.uint8)).shape == (1, 8, 8)
+    inputs, _ = plain(8, 16)(torch.zeros(2, 1, 16, 16, dtype=torch.uint8), torch.arange(2), EpochDraws(0, 1))
+    assert inputs.shape == (2, 1, 8, 8)

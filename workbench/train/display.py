@@ -24,9 +24,9 @@ class Display:
 
     @contextmanager
     def epoch(self, title: str, steps: int) -> Iterator[Any]:
-        """A progress bar over the epoch's steps; yields advance(loss) to call after each step."""
+        """A progress bar over the epoch's steps; yields advance(loss, steps=1) to call after `steps` more steps."""
         if self.console is None or not self.console.is_terminal:  # a log file gets the epoch lines only
-            yield lambda loss: None
+            yield lambda loss, steps=1: None
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -34,7 +34,7 @@ class Display:
                    TimeElapsedColumn(), TimeRemainingColumn())
         with Progress(*columns, console=self.console, transient=True) as progress:
             task = progress.add_task(title, total=steps, loss="-")
-            yield lambda loss: progress.update(task, advance=1, loss=f"{loss:.3f}")
+            yield lambda loss, steps=1: progress.update(task, advance=steps, loss=f"{loss:.3f}")
 
     def epoch_summary(self, row: dict[str, Any], epochs: int) -> None:
         top5 = f" top-5 {row['val_top5']:.1%}" if row.get("val_top5") is not None else ""

@@ -1,29 +1,37 @@
 """The training loop: one TrainJob -> one trial folder (docs/design.md).
 
 Reproducibility: the model is initialised from torch.manual_seed(recipe.seed); every epoch then reseeds torch's
-global RNG (dropout, stochastic depth, augmentation, mixup) and the shuffling generator from (seed, epoch). A run
-resumed from checkpoint_last.pt therefore continues exactly as an uninterrupted run would, and on CPU (no loader
-workers, deterministic algorithms) the same job gives bitwise the same weights and metrics.
+global RNG (dropout, stochastic depth) from (seed, epoch), and draws its data order and every augmentation parameter
+from generators of its own seeded from (seed, epoch) (workbench.data.draws), never from the global RNG: variants
+of a study with the same seed see the same batches with the same augmentation. A run resumed from
+checkpoint_last.pt therefore continues exactly as an uninterrupted run would, and on CPU (deterministic algorithms)
+the same job gives bitwise the same weights and metrics.
+
+Speed: a batch is gathered whole from the uint8 images in memory, moved to the device and augmented there
+(workbench.data.augment); the step returns the loss as a tensor, and the host reads the losses (to check them and to
+show them) every `sync_every` steps only, so on a GPU the host queues work ahead instead of waiting each step.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader
 
 from workbench import trialdir as files
 from workbench.complexity import analytic_cost
 from workbench.model import build_model, set_dropout, set_stochastic_depth
 from workbench.data import cache_size_for, dataset_defaults, load_dataset
-from workbench.data.transforms import Normalizer, StageAugment, TransformedImages, batch_mixer, eval_images, train_transform
+from workbench.data.augment import BatchAugment, StageAugment, train_augment
+from workbench.data.batches import batch_order, train_batches
+from workbench.data.draws import EpochDraws
+from workbench.data.transforms import Normalizer, eval_images
 from workbench.errors import WorkbenchError
 from workbench.faults import fault_point
 from workbench.schema.recipe import TrainJob
@@ -220,12 +228,11 @@ class Trainer:
     def _epoch(self, epoch: int, stage: Stage) -> dict[str, Any]:
         self.epoch = epoch
         started = time.perf_counter()
-        seed = epoch_seed(self.recipe.seed, epoch)
-        torch.manual_seed(seed)
+        torch.manual_seed(epoch_seed(self.recipe.seed, epoch))  # dropout and stochastic depth only
         set_dropout(self.model, stage.dropout)
         set_stochastic_depth(self.model, stage.stochastic_depth)
         try:
-            train = self._train_epoch(epoch, stage, torch.Generator().manual_seed(seed))
+            train = self._train_epoch(epoch, stage, EpochDraws(self.recipe.seed, epoch))
             train_seconds = time.perf_counter() - started
             val = self._evaluate()
         except torch.cuda.OutOfMemoryError:
@@ -243,44 +250,53 @@ class Trainer:
                 "lr": lr, **train, **val, "epoch_seconds": seconds,
                 "train_images_per_s": images / train_seconds, "elapsed_seconds": self.elapsed}
 
-    def _batches(self, stage: Stage, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        augment = StageAugment(stage.image_size, stage.randaugment, stage.mixup)
-        transform = train_transform(self.recipe.augment, augment, self.data.image_size, self.hflip, self.arch.in_channels)
-        dataset = TransformedImages(self.data.train_images, self.data.train_labels, transform)
-        loader = DataLoader(dataset, batch_size=self.recipe.batch_size, shuffle=True, drop_last=self.drop_last,
-                            generator=generator, num_workers=self.exe.num_workers, pin_memory=self.exe.cuda)
-        return iter(loader) if self.exe.num_workers else single_threaded(loader)
+    def augmentation(self, stage: Stage) -> BatchAugment:
+        """The training augmentation of `stage` (its image size, RandAugment magnitude and mixup)."""
+        return train_augment(self.recipe.augment, StageAugment(stage.image_size, stage.randaugment, stage.mixup),
+                             cache_size=self.data.image_size, hflip=self.hflip, channels=self.arch.in_channels,
+                             num_classes=self.data.num_classes, normalize=self.normalize)
 
-    def _train_epoch(self, epoch: int, stage: Stage, generator: torch.Generator) -> dict[str, Any]:
+    def batch_order(self, draws: EpochDraws) -> list[torch.Tensor]:
+        """The indices of the epoch's training batches, in order."""
+        return batch_order(len(self.data.train_images), self.recipe.batch_size, self.drop_last, draws["order"])
+
+    @property
+    def sync_every(self) -> int:
+        """Steps between the host's reads of the losses: every step on a CPU, where reading costs nothing; on a GPU
+        each read waits for the queued work, so the divergence check and the progress bar lag by up to this many."""
+        return 20 if self.exe.cuda else 1
+
+    def _train_epoch(self, epoch: int, stage: Stage, draws: EpochDraws) -> dict[str, Any]:
         self.model.train()
         for module in self.frozen:
             module.eval()
-        mixer = batch_mixer(self.recipe.augment, stage.mixup, self.data.num_classes)
-        loss_sum, correct, seen = 0.0, 0, 0
+        augment = self.augmentation(stage)
+        batches = train_batches(self.data.train_images, self.data.train_labels, self.batch_order(draws),
+                                num_workers=self.exe.num_workers, pin_memory=self.exe.cuda)
+        device = self.exe.device
+        losses = LossLog(epoch)
+        correct = torch.zeros((), dtype=torch.long, device=device)
         title = f"epoch {epoch}/{self.recipe.epochs} · stage {stage.stage} · {stage.image_size} px"
         with self.display.epoch(title, self.steps_per_epoch) as advance:
-            for step, (images, labels) in enumerate(self._batches(stage, generator), start=1):
-                labels = labels.to(self.exe.device, non_blocking=True)
-                inputs, targets = self.normalize(images), labels
-                if mixer is not None:
-                    inputs, targets = mixer(inputs, labels)
+            for step, (images, labels) in enumerate(batches, start=1):
+                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+                inputs, targets = augment(images, labels, draws)
                 fault_point("step", self.folder)
                 logits, loss = self._step(inputs, targets)
-                if not math.isfinite(loss):
-                    raise Diverged(f"training loss became {loss} at epoch {epoch}, step {step}")
-                loss_sum += loss * len(labels)
-                correct += int((logits.argmax(1) == labels).sum())
-                seen += len(labels)
-                advance(loss)
-        return {"train_loss": loss_sum / seen, "train_top1": correct / seen, "images": seen}
+                losses.add(loss, len(labels))
+                correct += (logits.argmax(1) == labels).sum()
+                if step % self.sync_every == 0 or step == self.steps_per_epoch:
+                    advance(*losses.read())
+            losses.read()  # an epoch shorter than planned (never, with drop_last) is checked too
+        return {"train_loss": losses.mean, "train_top1": int(correct) / losses.seen, "images": losses.seen}
 
-    def _step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, float]:
+    def _step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step; returns the logits and the loss, both detached tensors (not read here: on a GPU reading
+        them would wait for the step). A non-finite loss still steps; LossLog ends the epoch at the next read, before
+        anything of it is committed."""
         with torch.autocast(self.exe.device.type, dtype=self.exe.amp_dtype or torch.float32, enabled=self.exe.amp_dtype is not None):
             logits = self.model(inputs)
         loss = self.criterion(logits.float(), targets)
-        value = loss.item()
-        if not math.isfinite(value):
-            return logits, value
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.recipe.grad_clip:
@@ -292,7 +308,7 @@ class Trainer:
         self.schedule.step_batch()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        return logits.detach(), value
+        return logits.detach(), loss.detach()
 
     @property
     def eval_model(self) -> nn.Module:
@@ -303,21 +319,24 @@ class Trainer:
         model = self.eval_model.eval()
         batch = max(1, 2 * self.recipe.batch_size)
         k = min(5, self.data.num_classes)
-        loss_sum, top1, top5, preds, confidences = 0.0, 0, 0, [], []
+        device = self.exe.device
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        top1 = torch.zeros((), dtype=torch.long, device=device)
+        top5 = torch.zeros((), dtype=torch.long, device=device)
+        preds, confidences = [], []
         for images, labels in zip(self.val_x.split(batch), self.val_y.split(batch)):
-            labels = labels.to(self.exe.device)
-            with torch.autocast(self.exe.device.type, dtype=self.exe.amp_dtype or torch.float32, enabled=self.exe.amp_dtype is not None):
+            labels = labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=self.exe.amp_dtype or torch.float32, enabled=self.exe.amp_dtype is not None):
                 logits = model(self.normalize(images)).float()
-            loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
-            probs = logits.softmax(1)
-            confidence, pred = probs.max(1)
-            top1 += int((pred == labels).sum())
-            top5 += int((logits.topk(k, 1).indices == labels[:, None]).any(1).sum())
-            preds.append(pred.cpu())
-            confidences.append(confidence.cpu())
+            loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum")
+            confidence, pred = logits.softmax(1).max(1)
+            top1 += (pred == labels).sum()
+            top5 += (logits.topk(k, 1).indices == labels[:, None]).any(1).sum()
+            preds.append(pred)
+            confidences.append(confidence)
         n = len(self.val_y)
-        return {"val_loss": loss_sum / n, "val_top1": top1 / n, "val_top5": top5 / n,
-                "predictions": (torch.cat(preds), torch.cat(confidences))}
+        return {"val_loss": float(loss_sum) / n, "val_top1": int(top1) / n, "val_top5": int(top5) / n,
+                "predictions": (torch.cat(preds).cpu(), torch.cat(confidences).cpu())}
 
     # --- bookkeeping ----------------------------------------------------------------------------
 
@@ -421,24 +440,39 @@ class Trainer:
         }
 
 
-def single_threaded(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches transformed in this process with one torch thread, as DataLoader workers run.
+class LossLog:
+    """The training losses of an epoch, kept on the device until `read` copies the new ones to the host (one wait).
 
-    Per-image transforms are thousands of tiny tensor ops; with several intra-op threads each one pays thread
-    synchronisation (RandAugment: ~5 ms instead of ~0.6 ms per 32 px image on 2 cores). The model step between
-    batches keeps the process's thread count.
+    `read` raises Diverged naming the epoch and the step of the first loss that is NaN or infinite, and returns
+    (the last loss, the steps since the previous read) for the progress display.
     """
-    batches = iter(loader)
-    while True:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            batch = next(batches)
-        except StopIteration:
-            return
-        finally:
-            torch.set_num_threads(threads)
-        yield batch
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+        self.pending: list[tuple[torch.Tensor, int]] = []
+        self.steps = 0  # steps read so far
+        self.total, self.seen = 0.0, 0
+
+    def add(self, loss: torch.Tensor, images: int) -> None:
+        self.pending.append((loss, images))
+
+    def read(self) -> tuple[float, int]:
+        if not self.pending:
+            return math.nan, 0
+        values = torch.stack([loss for loss, _ in self.pending]).tolist()
+        for offset, ((_, images), value) in enumerate(zip(self.pending, values), start=1):
+            if not math.isfinite(value):
+                raise Diverged(f"training loss became {value} at epoch {self.epoch}, step {self.steps + offset}")
+            self.total += value * images
+            self.seen += images
+        count = len(values)
+        self.steps += count
+        self.pending.clear()
+        return values[-1], count
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.seen
 
 
 def stage_epoch_seconds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -55,7 +55,7 @@ TRAIN_SHRINK = ["--set", "recipe.epochs=1", "--set", "dataset.max_train_images=1
 BENCH_SCRIPT_SHRINK = {  # their --help options
     "bench/bench_progressive.py": ["--epochs", "4", "--min-size", "16", "--max-size", "24", "--width", "0.25",
                                    "--max-train-images", "64", "--max-val-images", "32", "--batch", "32"],
-    "bench/bench_study_overhead.py": ["--trials", "1", "--epochs", "1", "--resolution", "16"],
+    "bench/bench_study_overhead.py": ["--trials", "2", "--trial-seconds", "1"],
 }
 
 

@@ -130,7 +130,7 @@ def print_search_summary(folder: Path, metric: str, top: int = 10) -> None:
     """After a run: the sampling report, the best architectures, and the FLOPs Pareto front."""
     from rich.table import Table
 
-    from workbench.results import reader, search_analysis
+    from workbench.results import metrics, reader, search_analysis
     from workbench.study import ledger
 
     out = console()
@@ -147,7 +147,7 @@ def print_search_summary(folder: Path, metric: str, top: int = 10) -> None:
     except WorkbenchError as exc:
         out.print(f"[dim]no search summary: {' '.join(exc.lines)}[/]")
         return
-    higher = metric == "reward" or not reader.lower_is_better(metric)
+    higher = metric == "reward" or not metrics.lower_is_better(metric)
     ranked = sorted((a for a in archs if a.value is not None), key=lambda a: a.value, reverse=higher)
     front = {a.arch_id for a in search_analysis.pareto_members(archs, "flops", higher)}
     table = Table(title=f"best {min(top, len(ranked))} of {len(archs)} finished architectures by {metric}")
@@ -165,7 +165,7 @@ def print_search_summary(folder: Path, metric: str, top: int = 10) -> None:
 
 
 def flops_unit(values: list[float]) -> tuple[float, str]:
-    from workbench.results.compare import flops_unit as unit
+    from workbench.results.metrics import flops_unit as unit
 
     return unit(values)
 
@@ -178,21 +178,21 @@ def _percent(value) -> str:
 
 
 def cmd_analyze(args) -> int:
-    from workbench.results import plots, reader, search_analysis
+    from workbench.results import figures, metrics, plots, reader, records, search_analysis
 
     studies = reader.load(args.dirs)
     archs = search_analysis.architectures(studies, args.metric)
     if args.metric not in ("reward",) and not any(a.value is not None for a in archs):
-        reader.check_metric(reader.all_trials(studies), args.metric)
+        reader.check_metric(records.all_trials(studies), args.metric)
     folders = sorted({s.path for s in studies if not s.loose}, key=str)
     if args.latency == "measure":
         measure_latency(archs, folders, args.latency_batch)
     device = search_analysis.attach_latency(archs, folders) if args.latency == "measure" else None
     output = Path(args.output or Path(args.dirs[0]) / "analysis")
-    written = [plots.save(search_analysis.plot_pareto(archs, args.metric, "flops"), output / "pareto_flops.png"),
-               plots.save(search_analysis.plot_pareto(archs, args.metric, "latency", device), output / "pareto_latency.png"),
-               plots.save(plots.edf(studies, "val_top1", by="space"), output / "edf.png")]
-    higher = args.metric == "reward" or not reader.lower_is_better(args.metric)
+    written = [figures.save(search_analysis.plot_pareto(archs, args.metric, "flops"), output / "pareto_flops.png"),
+               figures.save(search_analysis.plot_pareto(archs, args.metric, "latency", device), output / "pareto_latency.png"),
+               figures.save(plots.edf(studies, "val_top1", by="space"), output / "edf.png")]
+    higher = args.metric == "reward" or not metrics.lower_is_better(args.metric)
     ranges = search_analysis.good_ranges(archs, args.top, args.bootstrap, args.seed, higher)
     written.append(_write_ranges(ranges, output / "ranges.csv"))
     _print_ranges(ranges, archs, args)

@@ -16,7 +16,6 @@ from workbench.errors import WorkbenchError
 from workbench.results import metrics
 from workbench.results.format import group_value
 from workbench.results.groups import Group, group_trials, parse_by
-from workbench.results.metrics import flops_unit  # noqa: F401  (cli/search.py's name for it, until it imports metrics)
 from workbench.results.reader import check_metric
 from workbench.results.records import StudyRecord, TrialRecord, all_trials
 from workbench.results.stats import summarize, welch

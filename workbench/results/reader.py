@@ -20,7 +20,6 @@ from workbench import trialdir
 from workbench.errors import WorkbenchError
 from workbench.results import metrics, summary
 from workbench.results.format import age
-from workbench.results.metrics import lower_is_better  # noqa: F401  (cli/search.py's name for it, until it imports metrics)
 from workbench.results.records import LOOSE_STUDY, StudyRecord, TrialRecord, all_trials, number
 
 INCOMPLETE = trialdir.INCOMPLETE

@@ -26,7 +26,6 @@ from workbench.results.format import compact
 from workbench.results.reader import require_trial_folders
 from workbench.results.records import StudyRecord, TrialRecord, all_trials
 
-LATENCY_FILE = trialdir.LATENCY  # cli/search.py's name for it
 
 
 @dataclass

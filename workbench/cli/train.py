@@ -40,17 +40,23 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("bench", help="eval and train-step images/s of an architecture on this device",
-                       description="Measure evaluation and training-step throughput on synthetic batches (warm-up, then timed steps).")
+    p = sub.add_parser("bench", help="eval and train-step images/s of an architecture on this device, against torchvision and timm",
+                       description="Time the eval forward pass and the training step (forward, loss, backward, AdamW) on synthetic "
+                                   "batches with torch.utils.benchmark: every model warmed up, then measured in alternation for "
+                                   "--rounds rounds of blocked_autorange (fixed threads, CUDA synchronised). Prints the median and "
+                                   "interquartile range of the step times and each row's images/s over the first row's.")
     p.add_argument("arch", metavar="ARCH.json")
     p.add_argument("--resolution", type=int, help="input size (default: the architecture's eval resolution after scaling)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--batch", type=int, default=8, help="images per step (default 8)")
+    p.add_argument("--rounds", "--steps", dest="rounds", type=int, default=5,
+                   help="interleaved rounds: one measurement per model and kind each (default 5; --steps is the older name)")
+    p.add_argument("--min-time", type=float, default=0.5, help="seconds each measurement runs at least (default 0.5)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps per model and kind before the first round (default 1)")
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the number of usable cores)")
-    p.add_argument("--torchvision", action="store_true", help="also measure torchvision's model of the same name")
+    p.add_argument("--torchvision", action="store_true", help="also time torchvision's model of the same name")
+    p.add_argument("--timm", action="store_true", help="also time timm's model of the same name (optional: pip install 'workbench[reference]')")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_scale_option(p)
     p.set_defaults(func=cmd_bench)
@@ -173,21 +179,34 @@ def cmd_bench(args) -> int:
     from workbench.train.device import cpu_count, thread_count
 
     arch = load_scaled(args.arch, args.sets)
-    if args.batch < 1 or args.steps < 1 or args.warmup < 0:
-        raise WorkbenchError("--batch and --steps must be at least 1, --warmup at least 0")
+    if args.batch < 1 or args.rounds < 1 or args.warmup < 0 or not args.min_time > 0:
+        raise WorkbenchError("--batch and --rounds must be at least 1, --warmup at least 0, --min-time above 0")
+    references = tuple(name for name in ("torchvision", "timm") if getattr(args, name))
     with thread_count(args.threads or cpu_count()):
-        rows = benchmark(arch, resolution=args.resolution, batch=args.batch, device=args.device, warmup=args.warmup,
-                         steps=args.steps, num_classes=args.num_classes, torchvision_too=args.torchvision)
+        rows = benchmark(arch, resolution=args.resolution, batch=args.batch, device=args.device, rounds=args.rounds,
+                         min_run_time=args.min_time, warmup=args.warmup, num_classes=args.num_classes, references=references)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    print_bench(rows, arch.name)
+    return 0
+
+
+def print_bench(rows: list[dict[str, Any]], name: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{escape(arch.name)} at {rows[0]['resolution']} px, batch {rows[0]['batch']}, {rows[0]['device']}", title_justify="left")
-    for column in ("model", "params", "eval img/s", "train img/s"):
+    first = rows[0]
+    table = Table(title=f"{escape(name)} at {first['resolution']} px, batch {first['batch']}, {first['device']} · "
+                        f"{first['rounds']} interleaved rounds", title_justify="left")
+    for column in ("model", "params", "eval ms", "IQR", "eval img/s", "ratio", "train ms", "IQR", "train img/s", "ratio"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(row["model"], f"{row['params'] / 1e6:.2f} M", f"{row['eval_images_per_s']:.1f}", f"{row['train_images_per_s']:.1f}")
+        cells = [row["model"], f"{row['params'] / 1e6:.2f} M"]
+        for kind in ("eval", "train"):
+            cells += [f"{row[f'{kind}_ms']:.1f}", f"{row[f'{kind}_iqr_ms']:.1f}", f"{row[f'{kind}_images_per_s']:.1f}",
+                      f"{row[f'{kind}_ratio']:.3f}"]
+        table.add_row(*cells)
     console().print(table)
-    return 0
+    console().print("ms: median step time over all rounds; IQR: its interquartile range; ratio: images/s over the first row's",
+                    markup=False)

@@ -1,43 +1,109 @@
-"""Speed of a network on this device: eval and training-step images/s on synthetic batches, and inference latency."""
+"""Speed of a network on this device: eval and training-step images/s on synthetic batches, against reference
+implementations, and inference latency.
+
+`benchmark` times with torch.utils.benchmark (fixed threads, blocked_autorange, CUDA synchronised by its timer): every
+model is built and warmed up first, then the models are measured in alternation, round after round (the order
+reversed every other round), so that a change in the machine's load meets all of them alike. Each row gives the median
+and interquartile range of the step times over all rounds, and the ratio of its images/s to the first row's.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from workbench.errors import WorkbenchError
 from workbench.model import build_model
 from workbench.schema.architecture import Architecture
 from workbench.schema.recipe import Recipe
-from workbench.train.device import Execution, resolve_execution
+from workbench.train.device import Execution, reproducible, resolve_execution
 from workbench.trialdir import read_json, write_json
 
+REFERENCES = ("torchvision", "timm")
+KINDS = ("eval", "train")
 
-def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int = 32, device: str | None = None,
-              warmup: int = 3, steps: int = 10, num_classes: int = 1000, torchvision_too: bool = False) -> list[dict[str, Any]]:
-    """One row per model (workbench-built, and torchvision's of the same name when asked): eval and train img/s."""
+
+@dataclass
+class Subject:
+    """One model under measurement: its steps by kind, and every step time measured so far (seconds)."""
+
+    source: str
+    params: int
+    steps: dict[str, Callable[[], None]]
+    times: dict[str, list[float]]
+
+
+def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int = 8, device: str | None = None, rounds: int = 5,
+              min_run_time: float = 0.5, warmup: int = 1, num_classes: int = 1000,
+              references: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """One row per model: workbench's build of `arch`, then each reference implementation of the same name
+    ("torchvision", "timm"), timed interleaved for `rounds` rounds of one blocked_autorange measurement
+    (at least `min_run_time` seconds) per model and kind (eval forward, training step)."""
     exe = resolve_execution(Recipe(), device)
     size = resolution or arch.resolution.eval_size
-    models: list[tuple[str, Callable[[], nn.Module]]] = [("workbench", lambda: build_model(arch, num_classes))]
-    if torchvision_too:
-        models.append(("torchvision", lambda: _torchvision_model(arch, num_classes)))
+    makers: list[tuple[str, Callable[[], nn.Module]]] = [("workbench", lambda: build_model(arch, num_classes))]
+    makers += [(name, lambda name=name: reference_model(name, arch, num_classes)) for name in references]
+    with reproducible(exe):
+        subjects = [_subject(source, make, arch.in_channels, size, batch, num_classes, exe) for source, make in makers]
+        for subject in subjects:
+            for step in subject.steps.values():
+                for _ in range(warmup):
+                    step()
+        for round_index in range(rounds):
+            for subject in subjects if round_index % 2 == 0 else subjects[::-1]:
+                for kind in KINDS:
+                    subject.times[kind].extend(_measure(subject.steps[kind], min_run_time).times)
+    return _rows(subjects, arch, size, batch, rounds, exe)
+
+
+def _subject(source: str, make: Callable[[], nn.Module], channels: int, size: int, batch: int, num_classes: int,
+             exe: Execution) -> Subject:
+    torch.manual_seed(0)
+    model = make().to(exe.device, memory_format=exe.memory_format)
+    images = torch.randn(batch, channels, size, size, device=exe.device).contiguous(memory_format=exe.memory_format)
+    labels = torch.randint(0, num_classes, (batch,), device=exe.device)
+    steps = {"eval": lambda: _eval_step(model, images, exe), "train": make_train_step(model, images, labels, exe)}
+    return Subject(source, sum(p.numel() for p in model.parameters()), steps, {kind: [] for kind in KINDS})
+
+
+def _measure(step: Callable[[], None], min_run_time: float):
+    from torch.utils import benchmark as torch_benchmark
+
+    timer = torch_benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=min_run_time)
+
+
+def _rows(subjects: list[Subject], arch: Architecture, size: int, batch: int, rounds: int, exe: Execution) -> list[dict[str, Any]]:
     rows = []
-    for source, make in models:
-        torch.manual_seed(0)
-        model = make().to(exe.device, memory_format=exe.memory_format)
-        images = torch.randn(batch, arch.in_channels, size, size, device=exe.device).contiguous(memory_format=exe.memory_format)
-        labels = torch.randint(0, num_classes, (batch,), device=exe.device)
-        rows.append({
-            "model": source, "architecture": arch.name, "resolution": size, "batch": batch, "device": exe.describe,
-            "params": sum(p.numel() for p in model.parameters()),
-            "eval_images_per_s": _rate(lambda: _eval_step(model, images, exe), batch, warmup, steps, exe),
-            "train_images_per_s": _rate(make_train_step(model, images, labels, exe), batch, warmup, steps, exe),
-        })
+    for subject in subjects:
+        row: dict[str, Any] = {"model": subject.source, "architecture": arch.name, "resolution": size, "batch": batch,
+                               "device": exe.describe, "threads": torch.get_num_threads(), "rounds": rounds, "params": subject.params}
+        for kind in KINDS:
+            times = torch.tensor(subject.times[kind], dtype=torch.float64)
+            q1, median, q3 = torch.quantile(times, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
+            row.update({f"{kind}_ms": median * 1000, f"{kind}_iqr_ms": (q3 - q1) * 1000, f"{kind}_measurements": len(times),
+                        f"{kind}_images_per_s": batch / median})
+        rows.append(row)
+    for row in rows:
+        for kind in KINDS:
+            row[f"{kind}_ratio"] = row[f"{kind}_images_per_s"] / rows[0][f"{kind}_images_per_s"]
     return rows
+
+
+def reference_model(name: str, arch: Architecture, num_classes: int) -> nn.Module:
+    """The reference implementation `name` ("torchvision" or "timm") of the architecture of the same name, untrained."""
+    builders = {"torchvision": _torchvision_model, "timm": _timm_model}
+    if name not in builders:
+        raise WorkbenchError(f"no reference implementation named {name} (known: {', '.join(REFERENCES)})")
+    model = builders[name](arch, num_classes)
+    if arch.in_channels != 3:
+        raise WorkbenchError(f"--{name}: the reference models take 3 input channels, {arch.name} has {arch.in_channels}")
+    return model
 
 
 def _torchvision_model(arch: Architecture, num_classes: int) -> nn.Module:
@@ -47,10 +113,20 @@ def _torchvision_model(arch: Architecture, num_classes: int) -> nn.Module:
 
     name = torchvision_name(arch.name)
     if name not in torchvision.models.list_models():
-        from workbench.errors import WorkbenchError
-
         raise WorkbenchError(f"torchvision has no model named {name} to compare with {arch.name}")
     return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+
+
+def _timm_model(arch: Architecture, num_classes: int) -> nn.Module:
+    try:
+        import timm
+    except ImportError:
+        raise WorkbenchError(["--timm needs the optional package timm, which is not installed",
+                              "install it with: pip install 'workbench[reference]' (or pip install timm)"]) from None
+    name = arch.name.lower().replace("-", "_")
+    if name not in timm.list_models():
+        raise WorkbenchError(f"timm has no model named {name} to compare with {arch.name}")
+    return timm.create_model(name, pretrained=False, num_classes=num_classes)
 
 
 def _autocast(exe: Execution):
@@ -79,22 +155,6 @@ def make_train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         scaler.update()
 
     return step
-
-
-def _rate(step: Callable[[], None], batch: int, warmup: int, steps: int, exe: Execution) -> float:
-    for _ in range(warmup):
-        step()
-    _sync(exe)
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(exe)
-    return batch * steps / (time.perf_counter() - started)
-
-
-def _sync(exe: Execution) -> None:
-    if exe.cuda:
-        torch.cuda.synchronize(exe.device)
 
 
 # --- inference latency ------------------------------------------------------------------------------------

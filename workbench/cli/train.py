@@ -10,6 +10,7 @@ from typing import Any
 
 from workbench.cli.common import add_scale_option, console
 from workbench.errors import WorkbenchError
+from workbench.trialdir import FAILURES
 
 SET_PREFIXES = ("recipe.", "dataset.", "scale.")
 
@@ -113,7 +114,7 @@ def cmd_train(args) -> int:
     status = fit(job, out, device=args.device, progress=not args.quiet, resume=not args.no_resume,
                  threads=args.threads or cpu_count())
     print_summary(status, out, time.perf_counter() - started)
-    return 1 if status["status"] in ("diverged", "failed") else 0
+    return 1 if status["status"] in FAILURES else 0
 
 
 def print_summary(status: dict[str, Any], out: str, wall: float) -> None:

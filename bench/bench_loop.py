@@ -98,6 +98,7 @@ def measure(case: str, args: argparse.Namespace) -> dict[str, Any]:
         from torch.utils import benchmark as torch_benchmark
 
         config = read_json(folder / "config.json")
+        state["device"] = exe.describe  # here, under fit's thread count
         if "step" not in state:
             net = job.network
             torch.manual_seed(0)
@@ -119,7 +120,7 @@ def measure(case: str, args: argparse.Namespace) -> dict[str, Any]:
     loop, bare = loop[1:], bare[1:]  # the first pair warms up
     ratios = [a / b for a, b in zip(loop, bare)]
     return {"case": case, "architecture": job.network.name, "image_size": job.network.resolution.train,
-            "batch": job.recipe.batch_size, "device": exe.describe, "threads": args.threads, "repetitions": len(loop),
+            "batch": job.recipe.batch_size, "device": state["device"], "threads": args.threads, "repetitions": len(loop),
             "loop_images_per_s": loop, "bare_images_per_s": bare,
             "loop_median": statistics.median(loop), "bare_median": statistics.median(bare),
             "ratio_of_medians": statistics.median(loop) / statistics.median(bare),

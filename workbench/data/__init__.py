@@ -3,7 +3,8 @@
     data = load_dataset(DatasetConfig(name="digits"), in_channels=1, image_size=32)
     data.train_images  # uint8 [N, 1, 32, 32]; data.val_images in a fixed order
 
-Transforms for training and evaluation live in workbench.data.transforms.
+Training augmentation of whole batches on the device lives in workbench.data.augment (its draws in workbench.data.draws,
+the batches in workbench.data.batches); the shared pixel conventions and evaluation resizing in workbench.data.transforms.
 """
 
 from __future__ import annotations

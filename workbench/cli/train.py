@@ -45,7 +45,8 @@ def register(sub) -> None:
                        description="Time the eval forward pass and the training step (forward, loss, backward, AdamW) on synthetic "
                                    "batches with torch.utils.benchmark: every model warmed up, then measured in alternation for "
                                    "--rounds rounds of blocked_autorange (fixed threads, CUDA synchronised). Prints the median and "
-                                   "interquartile range of the step times and each row's images/s over the first row's.")
+                                   "interquartile range of the step times and each row's speed relative to the first row (the median over rounds "
+                                   "of the two models' time ratio in the same round).")
     p.add_argument("arch", metavar="ARCH.json")
     p.add_argument("--resolution", type=int, help="input size (default: the architecture's eval resolution after scaling)")
     p.add_argument("--batch", type=int, default=8, help="images per step (default 8)")
@@ -209,5 +210,6 @@ def print_bench(rows: list[dict[str, Any]], name: str) -> None:
                       f"{row[f'{kind}_ratio']:.3f}"]
         table.add_row(*cells)
     console().print(table)
-    console().print("ms: median step time over all rounds; IQR: its interquartile range; ratio: images/s over the first row's",
+    console().print("ms: median step time over all rounds; IQR: its interquartile range; ratio: speed over the first row's "
+                    "(median over rounds of the two models' time ratio in the same round)",
                     markup=False)

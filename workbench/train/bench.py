@@ -4,7 +4,8 @@ implementations, and inference latency.
 `benchmark` times with torch.utils.benchmark (fixed threads, blocked_autorange, CUDA synchronised by its timer): every
 model is built and warmed up first, then the models are measured in alternation, round after round (the order
 reversed every other round), so that a change in the machine's load meets all of them alike. Each row gives the median
-and interquartile range of the step times over all rounds, and the ratio of its images/s to the first row's.
+and interquartile range of the step times over all rounds, and its speed relative to the first row: the median over
+rounds of the ratio of the two models' times in that round (paired, so that a load change between rounds cancels).
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ KINDS = ("eval", "train")
 
 @dataclass
 class Subject:
-    """One model under measurement: its steps by kind, and every step time measured so far (seconds)."""
+    """One model under measurement: its steps by kind, every step time measured so far (seconds), and the median
+    of each round's measurement."""
 
     source: str
     params: int
     steps: dict[str, Callable[[], None]]
     times: dict[str, list[float]]
+    round_medians: dict[str, list[float]]
 
 
 def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int = 8, device: str | None = None, rounds: int = 5,
@@ -57,7 +60,9 @@ def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int =
         for round_index in range(rounds):
             for subject in subjects if round_index % 2 == 0 else subjects[::-1]:
                 for kind in KINDS:
-                    subject.times[kind].extend(_measure(subject.steps[kind], min_run_time).times)
+                    times = _measure(subject.steps[kind], min_run_time).times
+                    subject.times[kind].extend(times)
+                    subject.round_medians[kind].append(_quantiles(times)[1])
     return _rows(subjects, arch, size, batch, rounds, exe)
 
 
@@ -68,7 +73,7 @@ def _subject(source: str, make: Callable[[], nn.Module], channels: int, size: in
     images = torch.randn(batch, channels, size, size, device=exe.device).contiguous(memory_format=exe.memory_format)
     labels = torch.randint(0, num_classes, (batch,), device=exe.device)
     steps = {"eval": lambda: _eval_step(model, images, exe), "train": make_train_step(model, images, labels, exe)}
-    return Subject(source, sum(p.numel() for p in model.parameters()), steps, {kind: [] for kind in KINDS})
+    return Subject(source, sum(p.numel() for p in model.parameters()), steps, {kind: [] for kind in KINDS}, {kind: [] for kind in KINDS})
 
 
 def _measure(step: Callable[[], None], min_run_time: float):
@@ -78,20 +83,24 @@ def _measure(step: Callable[[], None], min_run_time: float):
     return timer.blocked_autorange(min_run_time=min_run_time)
 
 
+def _quantiles(times: list[float]) -> list[float]:
+    """First quartile, median, third quartile."""
+    quartiles = torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)
+    return torch.quantile(torch.tensor(times, dtype=torch.float64), quartiles).tolist()
+
+
 def _rows(subjects: list[Subject], arch: Architecture, size: int, batch: int, rounds: int, exe: Execution) -> list[dict[str, Any]]:
     rows = []
+    first = subjects[0]
     for subject in subjects:
         row: dict[str, Any] = {"model": subject.source, "architecture": arch.name, "resolution": size, "batch": batch,
                                "device": exe.describe, "threads": torch.get_num_threads(), "rounds": rounds, "params": subject.params}
         for kind in KINDS:
-            times = torch.tensor(subject.times[kind], dtype=torch.float64)
-            q1, median, q3 = torch.quantile(times, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
-            row.update({f"{kind}_ms": median * 1000, f"{kind}_iqr_ms": (q3 - q1) * 1000, f"{kind}_measurements": len(times),
-                        f"{kind}_images_per_s": batch / median})
+            q1, median, q3 = _quantiles(subject.times[kind])
+            paired = [theirs / ours for theirs, ours in zip(first.round_medians[kind], subject.round_medians[kind])]
+            row.update({f"{kind}_ms": median * 1000, f"{kind}_iqr_ms": (q3 - q1) * 1000, f"{kind}_measurements": len(subject.times[kind]),
+                        f"{kind}_images_per_s": batch / median, f"{kind}_ratio": _quantiles(paired)[1]})
         rows.append(row)
-    for row in rows:
-        for kind in KINDS:
-            row[f"{kind}_ratio"] = row[f"{kind}_images_per_s"] / rows[0][f"{kind}_images_per_s"]
     return rows
 
 

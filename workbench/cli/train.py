@@ -56,6 +56,11 @@ def register(sub) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per model and kind before the first round (default 1)")
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default="auto",
+                   help="CUDA mixed precision, as recipe.amp (default auto: bf16 where supported; never on CPU)")
+    p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                   help="memory format, as recipe.channels_last (default auto: on for CUDA, off for CPU)")
+    p.add_argument("--compile", action="store_true", help="torch.compile every model first, as recipe.compile")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the number of usable cores)")
     p.add_argument("--torchvision", action="store_true", help="also time torchvision's model of the same name")
     p.add_argument("--timm", action="store_true", help="also time timm's model of the same name (optional: pip install 'workbench[reference]')")
@@ -177,6 +182,7 @@ def cmd_predict(args) -> int:
 def cmd_bench(args) -> int:
     prefer_sleeping_threads()
     from workbench.cli.common import load_scaled
+    from workbench.schema.recipe import Recipe
     from workbench.train.bench import benchmark
     from workbench.train.device import cpu_count, thread_count
 
@@ -184,8 +190,10 @@ def cmd_bench(args) -> int:
     if args.batch < 1 or args.rounds < 1 or args.warmup < 0 or not args.min_time > 0:
         raise WorkbenchError("--batch and --rounds must be at least 1, --warmup at least 0, --min-time above 0")
     references = tuple(name for name in ("torchvision", "timm") if getattr(args, name))
+    channels_last = {"auto": None, "on": True, "off": False}[args.channels_last]
+    recipe = Recipe(device=args.device, amp=args.amp, channels_last=channels_last, compile=args.compile)
     with thread_count(args.threads or cpu_count()):
-        rows = benchmark(arch, resolution=args.resolution, batch=args.batch, device=args.device, rounds=args.rounds,
+        rows = benchmark(arch, resolution=args.resolution, batch=args.batch, recipe=recipe, rounds=args.rounds,
                          min_run_time=args.min_time, warmup=args.warmup, num_classes=args.num_classes, references=references)
     if args.json:
         print(json.dumps(rows, indent=2))

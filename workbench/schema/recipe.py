@@ -172,6 +172,10 @@ class Recipe(Strict):
     amp: Literal["auto", "bf16", "fp16", "off"] = Field(default="auto",
         description="CUDA mixed precision; auto: bf16 where supported, else fp16 with a GradScaler. Never on CPU.")
     channels_last: bool | None = Field(default=None, description="null: on for CUDA, off for CPU.")
+    compile: bool = Field(default=False, description=(
+        "torch.compile the model for training and evaluation (inductor: GPU kernels, or C++ on CPU through the "
+        "system's compiler); the first steps of each new image size pay the compilation. Checkpoints hold the plain "
+        "model's weights, so a compiled run's checkpoint loads anywhere."))
     num_workers: int | None = Field(default=None, ge=0, le=MAX_WORKERS,
         description=f"DataLoader workers (at most {MAX_WORKERS}); null: 0 on CPU (bitwise reproducible), up to 8 on CUDA.")
 

@@ -141,6 +141,9 @@ class Trainer:
                     if self.recipe.ema_decay else None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.exe.amp_dtype == torch.float16)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.recipe.label_smoothing)
+        # The compiled module shares its parameters with self.model, whose state dict (no "_orig_mod." prefix) the
+        # checkpoints keep.
+        self.forward = torch.compile(self.model) if self.recipe.compile else self.model
 
     def _config(self, trial: dict[str, Any] | None) -> dict[str, Any]:
         config = {
@@ -295,7 +298,7 @@ class Trainer:
         them would wait for the step). A non-finite loss still steps; LossLog ends the epoch at the next read, before
         anything of it is committed."""
         with torch.autocast(self.exe.device.type, dtype=self.exe.amp_dtype or torch.float32, enabled=self.exe.amp_dtype is not None):
-            logits = self.model(inputs)
+            logits = self.forward(inputs)
         loss = self.criterion(logits.float(), targets)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -312,7 +315,7 @@ class Trainer:
 
     @property
     def eval_model(self) -> nn.Module:
-        return self.ema.module if self.ema is not None else self.model
+        return self.ema.module if self.ema is not None else self.forward
 
     @torch.no_grad()
     def _evaluate(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ COMMAND_MODULES = (
     "workbench.cli.arch",
     "workbench.cli.study",
     "workbench.cli.search",
+    "workbench.cli.latency",
     "workbench.cli.results",
     "workbench.cli.train",
 )

@@ -40,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--randaugment", action="store_true", help="ramp RandAugment 5 -> 15 as in Table 6 (per-image CPU work)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object instead of the table")
     return p.parse_args(argv)
 
 
@@ -118,6 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         fixed = timed_run(fixed_job, Path(tmp) / "fixed", args)
         ramp = timed_run(ramp_job, Path(tmp) / "progressive", args)
     ideal = ideal_ratio(stages)
+    if args.json:
+        import json
+
+        print(json.dumps({"architecture": ramp_job.architecture.name, "width": args.width, "depth": args.depth,
+                          "sizes": [s.image_size for s in stages], "fixed_size": args.max_size, "epochs": args.epochs,
+                          "device": ramp["status"]["device"], "fixed_train_s": fixed["train"], "ramp_train_s": ramp["train"],
+                          "measured_ratio": ramp["train"] / fixed["train"], "flops_ideal_ratio": ideal,
+                          "measured_over_ideal": ramp["train"] / fixed["train"] / ideal, "stages": ramp["stages"]}))
+        return 0
     config = ramp["config"]
     print(f"{ramp_job.architecture.name} x width {args.width} depth {args.depth} on {args.dataset} "
           f"({config['train_images']} train images, batch {args.batch}), {args.epochs} epochs, {ramp['status']['device']}")

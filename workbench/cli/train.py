@@ -61,6 +61,8 @@ def register(sub) -> None:
     p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
                    help="memory format, as recipe.channels_last (default auto: on for CUDA, off for CPU)")
     p.add_argument("--compile", action="store_true", help="torch.compile every model first, as recipe.compile")
+    p.add_argument("--compile-backend", choices=["inductor", "aot_eager", "cudagraphs"], default="inductor",
+                   help="torch.compile's backend (default inductor, as training; aot_eager: a quick check without kernels)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the number of usable cores)")
     p.add_argument("--torchvision", action="store_true", help="also time torchvision's model of the same name")
     p.add_argument("--timm", action="store_true", help="also time timm's model of the same name (optional: pip install 'workbench[reference]')")
@@ -194,7 +196,8 @@ def cmd_bench(args) -> int:
     recipe = Recipe(device=args.device, amp=args.amp, channels_last=channels_last, compile=args.compile)
     with thread_count(args.threads or cpu_count()):
         rows = benchmark(arch, resolution=args.resolution, batch=args.batch, recipe=recipe, rounds=args.rounds,
-                         min_run_time=args.min_time, warmup=args.warmup, num_classes=args.num_classes, references=references)
+                         min_run_time=args.min_time, warmup=args.warmup, num_classes=args.num_classes, references=references,
+                         compile_backend=args.compile_backend)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

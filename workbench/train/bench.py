@@ -43,18 +43,21 @@ class Subject:
 
 def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int = 8, recipe: Recipe | None = None, rounds: int = 5,
               min_run_time: float = 0.5, warmup: int = 1, num_classes: int = 1000,
-              references: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+              references: tuple[str, ...] = (), compile_backend: str = "inductor") -> list[dict[str, Any]]:
     """One row per model: workbench's build of `arch`, then each reference implementation of the same name
     ("torchvision", "timm"), timed interleaved for `rounds` rounds of one blocked_autorange measurement
     (at least `min_run_time` seconds) per model and kind (eval forward, training step). `recipe` says how the models
-    run, as in training: device, amp, channels_last, compile (default: Recipe()'s)."""
+    run, as in training: device, amp, channels_last, compile (default: Recipe()'s); `compile_backend` is
+    torch.compile's backend when it compiles (inductor, as training uses; aot_eager traces forward and backward
+    without generating kernels, for a quick check)."""
     recipe = recipe or Recipe()
     exe = resolve_execution(recipe, None)
     size = resolution or arch.resolution.eval_size
     makers: list[tuple[str, Callable[[], nn.Module]]] = [("workbench", lambda: build_model(arch, num_classes))]
     makers += [(name, lambda name=name: reference_model(name, arch, num_classes)) for name in references]
     with reproducible(exe):
-        subjects = [_subject(source, make, arch.in_channels, size, batch, num_classes, exe, recipe.compile) for source, make in makers]
+        backend = compile_backend if recipe.compile else None
+        subjects = [_subject(source, make, arch.in_channels, size, batch, num_classes, exe, backend) for source, make in makers]
         for subject in subjects:
             for step in subject.steps.values():
                 for _ in range(warmup):
@@ -65,15 +68,15 @@ def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int =
                     times = _measure(subject.steps[kind], min_run_time).times
                     subject.times[kind].extend(times)
                     subject.round_medians[kind].append(_quantiles(times)[1])
-    return _rows(subjects, arch, size, batch, rounds, exe, recipe.compile)
+    return _rows(subjects, arch, size, batch, rounds, exe, backend)
 
 
 def _subject(source: str, make: Callable[[], nn.Module], channels: int, size: int, batch: int, num_classes: int,
-             exe: Execution, compiled: bool) -> Subject:
+             exe: Execution, compile_backend: str | None) -> Subject:
     torch.manual_seed(0)
     model = make().to(exe.device, memory_format=exe.memory_format)
-    if compiled:
-        model = torch.compile(model)
+    if compile_backend is not None:
+        model = torch.compile(model, backend=compile_backend)
     images = torch.randn(batch, channels, size, size, device=exe.device).contiguous(memory_format=exe.memory_format)
     labels = torch.randint(0, num_classes, (batch,), device=exe.device)
     steps = {"eval": lambda: _eval_step(model, images, exe), "train": make_train_step(model, images, labels, exe)}
@@ -94,12 +97,12 @@ def _quantiles(times: list[float]) -> list[float]:
 
 
 def _rows(subjects: list[Subject], arch: Architecture, size: int, batch: int, rounds: int, exe: Execution,
-          compiled: bool) -> list[dict[str, Any]]:
+          compile_backend: str | None) -> list[dict[str, Any]]:
     rows = []
     first = subjects[0]
     for subject in subjects:
         row: dict[str, Any] = {"model": subject.source, "architecture": arch.name, "resolution": size, "batch": batch,
-                               "device": exe.describe + (", compiled" if compiled else ""), "threads": torch.get_num_threads(), "rounds": rounds, "params": subject.params}
+                               "device": exe.describe + (f", compiled ({compile_backend})" if compile_backend else ""), "threads": torch.get_num_threads(), "rounds": rounds, "params": subject.params}
         for kind in KINDS:
             q1, median, q3 = _quantiles(subject.times[kind])
             paired = [theirs / ours for theirs, ours in zip(first.round_medians[kind], subject.round_medians[kind])]

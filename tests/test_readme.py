@@ -56,6 +56,7 @@ BENCH_SCRIPT_SHRINK = {  # their --help options
     "bench/bench_progressive.py": ["--epochs", "4", "--min-size", "16", "--max-size", "24", "--width", "0.25",
                                    "--max-train-images", "64", "--max-val-images", "32", "--batch", "32"],
     "bench/bench_study_overhead.py": ["--trials", "2", "--trial-seconds", "1"],
+    "bench/bench_loop.py": ["--cases", "proxy", "--repetitions", "1"],
 }
 
 

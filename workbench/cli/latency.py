@@ -33,10 +33,10 @@ def register(sub) -> None:
         "eager (default), compile (torch.compile), onnxruntime (the model exported to ONNX; needs the extra 'export')"))
     group.add_argument("--batch", type=bounded_int(1, 65536), help="images per call (default 1)")
     group.add_argument("--threads", type=bounded_int(1, 1024), help="intra-op threads (default 1: one core's latency)")
-    group.add_argument("--rounds", type=bounded_int(1, 1000), help="interleaved rounds (default 3)")
+    group.add_argument("--rounds", type=bounded_int(1, 1000), help="interleaved rounds (default 5)")
     group.add_argument("--warmup", type=bounded_int(1, 100000), help="warm-up calls before timing (default 10)")
     group.add_argument("--min-run-time", type=float, metavar="SECONDS",
-                       help="seconds of timed calls per file (a table: per network it fits on) and round (default 0.2)")
+                       help="seconds of timed calls per file (a table: per network it fits on) and round (default 0.1)")
     group.add_argument("--no-cache", action="store_true", help="measure again and replace the cached results")
     group = p.add_argument_group("measuring files")
     group.add_argument("--resolution", type=bounded_int(8, 2048), help="input size (default: each file's eval resolution)")
@@ -50,7 +50,7 @@ def register(sub) -> None:
     group.add_argument("--holdout", type=bounded_int(0, 500), default=8, help="other draws to report the table's error on (default 8)")
     group.add_argument("--seed", type=int, default=0, help="seed of those draws (default 0)")
     group.add_argument("--part-run-time", type=float, metavar="SECONDS", default=None,
-                       help="seconds of timed calls per part and round (default 0.05)")
+                       help="seconds of timed calls per part and round (default 0.02)")
     p.set_defaults(func=cmd_latency)
 
     p = sub.add_parser("export", help="a checkpoint as ONNX or TorchScript, checked against its logits", description=(

@@ -5,29 +5,31 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from workbench import trialdir
-from workbench.cli.common import console, millions
+from workbench.cli.common import bounded_int, console, millions
 from workbench.errors import WorkbenchError
 
 
 def register(sub) -> None:
     from workbench.cli.study import add_run_arguments
 
-    search = sub.add_parser("search", help="architecture search under FLOP and parameter budgets",
-                            description="Sample a study's design space (its \"search\" block) under FLOP and parameter "
-                                        "constraints, train the samples on Ray Tune, and analyse the results.")
+    search = sub.add_parser("search", help="architecture search under FLOP, parameter and latency budgets",
+                            description="Sample a study's design space (its \"search\" block) under FLOP, parameter and "
+                                        "latency constraints, train the samples on Ray Tune, and analyse the results.")
     ssub = search.add_subparsers(dest="search_command", required=True, metavar="SUBCOMMAND")
     p = ssub.add_parser("run", help="sample and train architectures (resumable)", description=(
         "Sample num_samples architectures from the study's design space (algorithm random: rejection sampling from "
-        "sample_seed; optuna: TPE), check each against the constraints with the analytic cost model before anything "
-        "trains, write each as results/<study>/architectures/<id>.json, and train them through the study runner. "
-        "Re-running the same command resumes: the same architectures are drawn and finished trials are not rerun."))
+        "sample_seed; optuna: TPE, or NSGA-II for search.objectives), check each against the constraints with the "
+        "analytic cost model (and search.latency_table's prediction) before anything trains, write each as "
+        "results/<study>/architectures/<id>.json, and train them through the study runner; with a latency table, every "
+        "trained architecture is then measured against the budget (results/<study>/latency.json). Re-running the same "
+        "command resumes: the same architectures are drawn and finished trials are not rerun."))
     add_run_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = ssub.add_parser("analyze", help="Pareto fronts, EDF per design space, good range of each choice", description=(
-        "Pareto front of accuracy against FLOPs and against measured latency, the error EDF per design space, and the "
-        "good range of each choice (pycls bootstrap: resample the architectures, keep the top-k, count their values)."))
+        "Pareto front of accuracy against FLOPs and against measured latency, each with its hypervolume; predicted "
+        "against measured latency when the search had a latency table; the error EDF per design space, and the good "
+        "range of each choice (pycls bootstrap: resample the architectures, keep the top-k, count their values)."))
     p.add_argument("dirs", nargs="+", metavar="DIR", help="search result folders (results/<study>), several to compare spaces")
     p.add_argument("-o", "--output", metavar="DIR", help="folder for the PNGs and ranges.csv (default: DIR/analysis)")
     p.add_argument("--metric", default="val_top1", help="ranking metric: val_top1 (default), reward, or another recorded metric")
@@ -35,9 +37,14 @@ def register(sub) -> None:
     p.add_argument("--bootstrap", type=int, default=2000, help="resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling")
     p.add_argument("--latency", choices=["measure", "train"], default="measure", help=(
-        "measure: time batch-1 inference of every sampled architecture on this machine (cached in DIR/latency.json); "
-        "train: use the training throughput the trials recorded"))
-    p.add_argument("--latency-batch", type=int, default=1, help="batch size of the latency measurement (default 1)")
+        "measure: time the inference of every trained architecture on this machine with `workbench latency`'s protocol "
+        "and cache (into DIR/latency.json, beside the latency table's prediction); train: use the training throughput "
+        "the trials recorded"))
+    p.add_argument("--latency-batch", type=bounded_int(1, 65536), help="images per call (default: the search's latency table's, else 1)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="device of the measurement (default: the latency table's, else cpu)")
+    p.add_argument("--runtime", choices=["eager", "compile", "onnxruntime"], help=(
+        "runtime of the measurement: eager, compile, onnxruntime (default: the latency table's, else eager)"))
+    p.add_argument("--threads", type=bounded_int(1, 1024), help="threads of the measurement (default: the table's, else 1)")
     p.set_defaults(func=cmd_analyze)
 
 
@@ -56,7 +63,12 @@ def cmd_run(args) -> int:
         return 0
     prepared = prepare(args.study, args.sets, allow_cpu=args.allow_cpu, out=args.out)
     _require_search(args.study, prepared.study)
-    return run_and_report(args, prepared, print_search_summary)
+    return run_and_report(args, prepared, _after_run)
+
+
+def _after_run(folder: Path, metric: str) -> None:
+    verify_latency(folder, metric)
+    print_search_summary(folder, metric)
 
 
 def _require_search(path: str, study) -> None:
@@ -77,7 +89,9 @@ def print_samples(study_file: str, study, folder: Path) -> None:
     out.print(report.line())
     resolution = constraints.resolution or (networks[0].resolution.eval_size if networks else "the eval")
     out.print(f"constraints: {_budget_text(constraints)} · counted at {resolution} px with {constraints.num_classes} classes "
-              "by the analytic cost model (equal to fvcore's count), before anything trains")
+              "by the analytic cost model (equal to fvcore's count)" + (", latency predicted by the latency table "
+              f"{context.latency_table_file} ({context.latency.protocol.describe()})" if context.latency else "")
+              + ", before anything trains")
     out.print("[dim]stage: F = fused_mbconv, MB = mbconv; expansion, k kernel, × layers, output channels, se = squeeze-excitation "
               "(after the study's scale)[/]")
     if report.exhausted:
@@ -97,13 +111,15 @@ def _samples_table(study, label: str, candidates, networks, folder: Path):
                         f"{escape(str(folder))}/")
     divisor, unit = flops_unit([c.flops for c in candidates])
     stages = max((len(n.stages) for n in networks), default=0)
-    for col in ["id", *(f"stage {i + 1}" for i in range(stages)), "head", "res", "params", unit, "status"]:
-        table.add_column(col, justify="right" if col in ("res", "params", unit) else "left")
+    latency = ["latency ms"] if any(c.latency_ms is not None for c in candidates) else []
+    for col in ["id", *(f"stage {i + 1}" for i in range(stages)), "head", "res", "params", unit, *latency, "status"]:
+        table.add_column(col, justify="right" if col in ("res", "params", unit, *latency) else "left")
     for index, (candidate, network) in enumerate(zip(candidates, networks)):
         arch_id = f"a{index:03d}" if study.algorithm == "random" else f"h{candidate.digest}"
         status = ledger.status_of(folder, f"{arch_id}-s{study.seeds[0]}")["status"] if study.algorithm == "random" else "—"
         table.add_row(arch_id, *(_stage_text(s) for s in network.resolved_stages()), str(network.head_width),
-                      str(network.resolution.eval_size), millions(candidate.params), f"{candidate.flops / divisor:,.2f}", status)
+                      str(network.resolution.eval_size), millions(candidate.params), f"{candidate.flops / divisor:,.2f}",
+                      *([f"{candidate.latency_ms:.3f}"] if latency else []), status)
     return table
 
 
@@ -123,45 +139,78 @@ def _budget_text(constraints) -> str:
         parts.append(f"{low}–{high} {unit}")
     if constraints.max_params is not None:
         parts.append(f"≤ {millions(constraints.max_params)} params")
+    if constraints.latency_ms is not None:
+        low, high = constraints.latency_ms.min, constraints.latency_ms.max
+        parts.append(f"{low or 0:g}–{high:g} ms" if high is not None else f"≥ {low:g} ms")
     return ", ".join(parts) or "none"
 
 
 def print_search_summary(folder: Path, metric: str, top: int = 10) -> None:
     """After a run: the sampling report, the best architectures, and the FLOPs Pareto front."""
+    from rich.markup import escape
     from rich.table import Table
 
-    from workbench.results import metrics, reader, search_analysis
-    from workbench.study import ledger
+    from workbench.results import search_front
 
     out = console()
-    report = (trialdir.read_json(folder / trialdir.SEARCH) or {}).get("sampling") or {}
-    if report:
-        rejected = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in sorted((report.get("rejected") or {}).items())) or "none"
-        out.print(f"{report['sampler']} sampling: {report['accepted']} architectures from {report['draws']} draws · "
-                  f"acceptance rate {report['acceptance_rate']:.1%} · rejected before training: {rejected}")
-        if report.get("exhausted"):
-            out.print(f"[red]the sampler found no further architecture within the constraints in {report['max_tries']} tries[/]: "
-                      "widen the constraints or raise search.max_tries")
+    for line, warning in search_front.sampling_lines(folder):
+        out.print(f"[red]{escape(line)}[/]" if warning else escape(line))
     try:
-        archs = search_analysis.architectures(reader.load([folder]), metric)
+        summary = search_front.search_summary(folder, metric)
     except WorkbenchError as exc:
-        out.print(f"[dim]no search summary: {' '.join(exc.lines)}[/]")
+        out.print(f"[dim]no search summary: {escape(' '.join(exc.lines))}[/]")
         return
-    higher = metric == "reward" or not metrics.lower_is_better(metric)
-    ranked = sorted((a for a in archs if a.value is not None), key=lambda a: a.value, reverse=higher)
-    front = {a.arch_id for a in search_analysis.pareto_members(archs, "flops", higher)}
-    table = Table(title=f"best {min(top, len(ranked))} of {len(archs)} finished architectures by {metric}")
-    divisor, unit = flops_unit([a.flops for a in archs if a.flops])
-    for col in ("id", "params", unit, "val top-1", "reward", "seeds", "train s", "Pareto (FLOPs)"):
+    table = Table(title=f"best {min(top, len(summary.ranked))} of {len(summary.archs)} finished architectures by {metric}")
+    for col in summary.headers():
         table.add_column(col, justify="left" if col == "id" else "right")
-    for a in ranked[:top]:
-        seconds = sum(t.seconds or 0 for t in a.trials) / len(a.trials)
-        table.add_row(a.arch_id, millions(a.params or 0), f"{(a.flops or 0) / divisor:,.2f}", _percent(a.accuracy),
-                      f"{a.reward:.4f}" if a.reward is not None else "—", str(a.seeds), f"{seconds:,.0f}", "yes" if a.arch_id in front else "")
+    for row in summary.rows(top):
+        table.add_row(*row)
     out.print(table)
-    if ranked:
-        out.print(f"architectures: {folder / 'architectures'}/ · train the best again: workbench train "
-                  f"{folder / 'architectures' / (ranked[0].arch_id + '.json')} · analyse: workbench search analyze {folder}")
+    if summary.ranked:
+        best = folder / "architectures" / (summary.ranked[0].arch_id + ".json")
+        out.print(f"architectures: {escape(str(folder / 'architectures'))}/ · train the best again: workbench train "
+                  f"{escape(str(best))} · analyse: workbench search analyze {escape(str(folder))}")
+
+
+def verify_latency(folder: Path, metric: str) -> None:
+    """After a run with a latency table: measure every trained architecture and print it against the budget."""
+    from workbench.study.latency_space import measure_search, recorded_latency
+
+    if recorded_latency(folder) is None:
+        return
+    check = measure_search(folder, progress=_progress)
+    if check is not None:
+        print_latency_check(check.rows, check.budget, check.protocol.describe(), check.path)
+
+
+def print_latency_check(rows: dict, budget: dict | None, device: str, path: Path) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from workbench.results.search_front import LatencyRows, budget_text, latency_rows
+
+    found = latency_rows(rows, budget)
+    title = f"latency measured after training · {escape(device)}" + (f" · budget {budget_text(budget)}" if budget else "")
+    table = Table(title=title, caption=f"predicted: the latency table's sum of parts, before training; written to {escape(str(path))}",
+                  caption_justify="left")
+    for col in LatencyRows.headers(bool(budget)):
+        table.add_column(col, justify="left" if col == "id" else "right")
+    for row in found.rows:
+        table.add_row(*row)
+    out = console()
+    out.print(table)
+    if found.compared:
+        tau = f", Kendall's τ {found.tau:.2f}" if found.tau is not None else ""
+        out.print(f"predicted vs measured on {found.compared} architectures: MAPE {found.mape:.1%}{tau}")
+    if budget:
+        v = found.verdicts
+        colour = "red" if v["over"] else "green"
+        out.print(f"[{colour}]budget {budget_text(budget)}: {v['within']} within, {v['tolerance']} outside by at most 5 %, "
+                  f"{v['over']} further outside[/]")
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def flops_unit(values: list[float]) -> tuple[float, str]:
@@ -170,33 +219,32 @@ def flops_unit(values: list[float]) -> tuple[float, str]:
     return unit(values)
 
 
-def _percent(value) -> str:
-    return "—" if value is None else f"{value * 100:.2f} %"
-
-
 # --- analyze ------------------------------------------------------------------------------------------
 
 
 def cmd_analyze(args) -> int:
-    from workbench.results import figures, metrics, plots, reader, records, search_analysis
+    from workbench.results import figures, plots, reader, records, search_analysis, search_front
 
     studies = reader.load(args.dirs)
     archs = search_analysis.architectures(studies, args.metric)
     if args.metric not in ("reward",) and not any(a.value is not None for a in archs):
         reader.check_metric(records.all_trials(studies), args.metric)
     folders = sorted({s.path for s in studies if not s.loose}, key=str)
-    if args.latency == "measure":
-        measure_latency(archs, folders, args.latency_batch)
+    checks = measure_latency(folders, args) if args.latency == "measure" else []
     device = search_analysis.attach_latency(archs, folders) if args.latency == "measure" else None
     output = Path(args.output or Path(args.dirs[0]) / "analysis")
     written = [figures.save(search_analysis.plot_pareto(archs, args.metric, "flops"), output / "pareto_flops.png"),
                figures.save(search_analysis.plot_pareto(archs, args.metric, "latency", device), output / "pareto_latency.png"),
                figures.save(plots.edf(studies, "val_top1", by="space"), output / "edf.png")]
-    higher = args.metric == "reward" or not metrics.lower_is_better(args.metric)
+    higher = search_front.higher_is_better(args.metric)
     ranges = search_analysis.good_ranges(archs, args.top, args.bootstrap, args.seed, higher)
     written.append(_write_ranges(ranges, output / "ranges.csv"))
     _print_ranges(ranges, archs, args)
-    _print_fronts(archs, args.metric, higher, device)
+    for check in checks:
+        print_latency_check(check.rows, check.budget, check.protocol.describe(), check.path)
+    budgets = [c.budget.get("max") for c in checks if c.budget and c.budget.get("max")]
+    for front in search_front.fronts(archs, args.metric, device, max(budgets) if budgets else None):
+        console().print(f"Pareto front, {args.metric} vs {front.label}: {front.text()}", highlight=False)
     for path in written:
         print(f"wrote {path}")
     return 0
@@ -213,12 +261,9 @@ def _write_ranges(ranges, path: Path) -> Path:
 def _print_ranges(ranges, archs, args) -> None:
     from rich.table import Table
 
-    from workbench.results import search_analysis
+    from workbench.results import search_analysis, search_front
 
-    spaces = sorted({a.space for a in archs})
-    counts = ", ".join(f"{s}: top {search_analysis.top_count(sum(a.space == s for a in archs), args.top)} of "
-                       f"{sum(a.space == s for a in archs)}" for s in spaces)
-    table = Table(title=f"good range of each choice by {args.metric} ({counts}; {args.bootstrap} bootstrap resamples)",
+    table = Table(title=search_front.ranges_title(archs, args.metric, args.top, args.bootstrap),
                   caption="top-k range: median over resamples of the top-k's smallest and largest value (95 % bootstrap "
                           "interval in brackets); confidence: share of resamples whose top-k has that value most often; "
                           "share: of the top-k holding it, against all sampled architectures", caption_justify="left")
@@ -229,37 +274,21 @@ def _print_ranges(ranges, archs, args) -> None:
     console().print(table)
 
 
-def _print_fronts(archs, metric: str, higher: bool, device: str | None) -> None:
-    from workbench.results import search_analysis
+def measure_latency(folders: list[Path], args) -> list:
+    """Every trained architecture of each search folder timed on this machine (the shared protocol and its cache),
+    into the folder's latency.json; the protocol is the options', else the search's latency table's, else the default."""
+    from workbench.complexity.latency import Protocol
+    from workbench.study.latency_space import measure_search, recorded_protocol
 
-    out = console()
-    for x, label in (("flops", "FLOPs"), ("latency", f"latency ({device})" if device else "training time per image")):
-        members = search_analysis.pareto_members(archs, x, higher)
-        text = ", ".join(f"{a.arch_id} ({_cost_text(a, x)}, {_percent(a.accuracy)})" for a in members)
-        out.print(f"Pareto front, {metric} vs {label}: {text}")
-
-
-def _cost_text(arch, x: str) -> str:
-    if x == "flops":
-        return f"{(arch.flops or 0) / 1e6:,.2f} MFLOPs"
-    value = arch.latency_ms if arch.latency_ms is not None else arch.train_ms_per_image
-    return f"{value:.2f} ms"
-
-
-def measure_latency(archs, folders: list[Path], batch: int) -> None:
-    """Inference time per image of every sampled architecture on this machine, cached per folder and device."""
-    from workbench.cli.train import prefer_sleeping_threads
-
-    prefer_sleeping_threads()
-    from workbench.train.bench import cached_latencies
-
+    given = {"device": args.device, "runtime": args.runtime, "batch": args.latency_batch, "threads": args.threads}
+    recorded = next((p for p in map(recorded_protocol, folders) if p is not None), None)
+    base = (recorded or Protocol()).as_dict()
+    protocol = Protocol(**{**base, **{k: v for k, v in given.items() if v is not None}})
+    checks = []
     for folder in folders:
-        files = {a.arch_id: (a.file, _num_classes(a)) for a in archs if a.file is not None and a.file.parent.parent == folder}
-        measured = cached_latencies(folder / trialdir.LATENCY, files, batch)
-        if measured:
-            print(f"measured the inference latency of {measured} architectures (batch {batch}) into {folder / trialdir.LATENCY}",
-                  file=sys.stderr)
-
-
-def _num_classes(arch) -> int:
-    return int(arch.trials[0].config.get("num_classes") or 1000)
+        check = measure_search(folder, protocol, progress=_progress)
+        if check is not None:
+            checks.append(check)
+            if check.measured_now:
+                print(f"measured the inference latency of {check.measured_now} architectures into {check.path}", file=sys.stderr)
+    return checks

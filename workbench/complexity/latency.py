@@ -47,8 +47,8 @@ class Protocol:
     batch: int = 1
     threads: int = 1
     warmup: int = 10  # calls before timing (a compiled runtime compiles on the first)
-    rounds: int = 3
-    min_run_time: float = 0.2  # seconds of timed calls per subject and round
+    rounds: int = 5  # short rounds interleave finely: a change of load meets every subject alike
+    min_run_time: float = 0.1  # seconds of timed calls per subject and round
 
     def __post_init__(self) -> None:
         problems = []

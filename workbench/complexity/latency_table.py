@@ -28,7 +28,7 @@ from workbench.schema.architecture import Architecture, BlockSpec
 from workbench.trialdir import read_json_object, write_json
 
 TABLE_FORMAT = "workbench-latency-table/1"
-PART_RUN_TIME = 0.05  # seconds per part and round: parts are a tenth of a network, and a space has hundreds
+PART_RUN_TIME = 0.02  # seconds per part and round: parts are a tenth of a network, and a space has hundreds
 
 
 def conv_out(size: int, kernel: int, stride: int) -> int:

@@ -44,7 +44,8 @@ class Sampled:
     seeds: int
     train_ms_per_image: float | None
     file: Path | None
-    latency_ms: float | None = None
+    latency_ms: float | None = None  # measured (latency.json)
+    predicted_ms: float | None = None  # by the search's latency table, before training
     trials: list[TrialRecord] = field(default_factory=list, repr=False)
 
 
@@ -83,7 +84,8 @@ def _sampled(study: str, arch_id: str, members: list[tuple[TrialRecord, dict]], 
         params=search.get("params"), flops=search.get("flops"),
         accuracy=_mean([t.best(trialdir.SUMMARY_METRIC) for t in trials]), value=_mean([_value(t, metric) for t in trials]),
         reward=_mean([_value(t, metrics.REWARD) for t in trials]), seeds=len(trials),
-        train_ms_per_image=1000 / _mean(rates) if rates else None, file=file if file.exists() else None, trials=trials)
+        train_ms_per_image=1000 / _mean(rates) if rates else None, file=file if file.exists() else None,
+        predicted_ms=search.get("latency_ms"), trials=trials)
 
 
 def architectures(studies: list[StudyRecord], metric: str = "val_top1") -> list[Sampled]:
@@ -123,7 +125,8 @@ def _cost(arch: Sampled, x: str) -> float | None:
 
 
 def attach_latency(archs: list[Sampled], folders: list[Path]) -> str | None:
-    """Measured inference latency from each folder's latency.json (written by `workbench search analyze`).
+    """Measured inference latency from each folder's latency.json (written by `workbench search run` with a latency
+    table, and by `workbench search analyze`), and the prediction where it was made for the measured device and call.
     Returns the device line of the measurement, or None when only training throughput is at hand."""
     bare = sorted({a.study for a in archs if a.file is None and a.trials and a.trials[0].from_summary})
     if bare:
@@ -142,7 +145,7 @@ def attach_latency(archs: list[Sampled], folders: list[Path]) -> str | None:
         for arch in archs:
             row = rows.get(arch.arch_id)
             if arch.file is not None and arch.file.parent.parent == folder and isinstance(row, dict):
-                arch.latency_ms = row.get("ms_per_image")
+                arch.latency_ms, arch.predicted_ms = row.get("ms_per_image"), row.get("predicted_ms")
                 devices.add(f"{data.get('device')}, batch {data.get('batch')}")
     return "; ".join(sorted(devices)) or None
 

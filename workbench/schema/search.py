@@ -2,8 +2,9 @@
 
 A design space around a base network: per-stage choices (block type, expansion, kernel, layers, output channels,
 squeeze-excitation) and global ones (stem and head width, stochastic-depth schedule and rate, dropout), sampled
-under a FLOP range and a parameter ceiling that the analytic cost model checks before anything trains.
-Pure pydantic, no torch.
+under a FLOP range and a parameter ceiling that the analytic cost model checks before anything trains, and a
+latency range that a latency table of the user's own device predicts (`workbench latency table`); `objectives`
+makes the search multi-objective (NSGA-II through Optuna). Pure pydantic, no torch.
 
 Each choice has a key that is the architecture's own dotted path ("stages.3.block", "head_channels",
 "stochastic_depth.schedule"); "stages.N.se" switches a stage's squeeze-excitation on (se_ratio) or off.
@@ -17,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from workbench.schema.architecture import (MAX_BLOCKS, MAX_CHANNELS, MAX_EXPAND, MAX_KERNEL, MAX_LAYERS, MAX_RESOLUTION,
                                            MAX_STAGES, BlockKind)
-from workbench.schema.common import Strict, path_problem, raise_at
+from workbench.schema.common import PathText, Strict, path_problem, raise_at
 
 Schedule = Literal["linear", "uniform", "power", "none"]
 # Stage fields a stage-count base cannot do without (a base architecture supplies them otherwise).
@@ -35,6 +36,13 @@ DRAW_OVERHEAD = 50
 MAX_FLOPS = 1e15  # multiply-adds: V2-L at 480 px has 5.3e10
 MAX_PARAMS = 10**12  # V2-L has 1.2e8
 MAX_CLASSES = 100_000  # ImageNet-21k has 21,841
+MAX_LATENCY_MS = 1e6  # a thousand seconds a call: far beyond any network's batch latency
+# What a multi-objective search can optimise, and in which direction: the accuracy-like figures every epoch reports,
+# and the architecture's own costs (each report carries them: latency as the table predicts it before training).
+OBJECTIVES = {"val_top1": "max", "val_top5": "max", "reward": "max", "val_loss": "min",
+              "latency_ms": "min", "flops": "min", "params": "min"}
+Objective = Literal[tuple(OBJECTIVES)]  # type: ignore[valid-type]
+LATENCY_TABLE_COMMAND = "workbench latency table"
 
 
 def _distinct(values: list) -> list:
@@ -216,8 +224,22 @@ class Bounds(Strict):
         return self
 
 
+class LatencyBounds(Strict):
+    min: float | None = Field(default=None, ge=0, le=MAX_LATENCY_MS, description=f"Milliseconds, 0 to {MAX_LATENCY_MS:.0e}.")
+    max: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS, description=f"Milliseconds, above 0, at most {MAX_LATENCY_MS:.0e}.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LatencyBounds:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both (milliseconds)")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g} ms) must not exceed max ({self.max:g} ms)")
+        return self
+
+
 class Constraints(Strict):
-    """Checked on the network as trained (after the study's scale) with the analytic cost model, before training."""
+    """Checked on the network as trained (after the study's scale) with the analytic cost model, before training;
+    latency with search.latency_table's predictor, before training, and measured after it."""
 
     flops: Bounds | None = Field(default=None, description="Multiply-adds range, e.g. {\"min\": 2e6, \"max\": 6e6}.")
     max_params: int | None = Field(default=None, ge=1, le=MAX_PARAMS, description=f"1 to {MAX_PARAMS:.0e}.")
@@ -226,10 +248,18 @@ class Constraints(Strict):
     num_classes: int = Field(default=1000, ge=1, le=MAX_CLASSES, description=(
         f"Classifier width of the count (workbench flops --num-classes; at most {MAX_CLASSES:,}); the dataset's class "
         "count makes it the trained network's."))
+    latency_ms: LatencyBounds | None = Field(default=None, description=(
+        'Latency range in milliseconds per call, e.g. {"max": 1.5}, on the device, runtime, batch and threads of '
+        "search.latency_table: predicted by the table before anything trains, measured after training."))
 
-    def violations(self, params: int, flops: int) -> dict[str, float]:
+    def violations(self, params: int, flops: int, latency_ms: float | None = None) -> dict[str, float]:
         """Relative excess over each bound: > 0 means violated (Optuna's constraint convention)."""
         out = {}
+        if self.latency_ms is not None and latency_ms is not None:
+            if self.latency_ms.max is not None:
+                out["latency_above_max"] = latency_ms / self.latency_ms.max - 1
+            if self.latency_ms.min:
+                out["latency_below_min"] = 1 - latency_ms / self.latency_ms.min
         if self.flops is not None and self.flops.max is not None:
             out["flops_above_max"] = flops / self.flops.max - 1
         if self.flops is not None and self.flops.min is not None and self.flops.min > 0:
@@ -262,6 +292,14 @@ class SearchSpace(Strict):
         f"Rejection sampling: draws allowed to find num_samples architectures within the constraints (at most "
         f"{MAX_TRIES:,}). Sampling also ends once it has costed {SAMPLING_BUDGET:,} blocks, each draw counting "
         f"{DRAW_OVERHEAD} more (about two seconds; some 10,000 draws of a small proxy, 1,100 of a {MAX_BLOCKS}-block network)."))
+    latency_table: PathText | None = Field(default=None, description=(
+        f"Latency table of this design space on the target device (relative to the study file), written by "
+        f"`{LATENCY_TABLE_COMMAND} STUDY.json`; needed by constraints.latency_ms and a latency_ms objective. A study "
+        "refuses one made on another device or torch version."))
+    objectives: list[Objective] | None = Field(default=None, min_length=2, max_length=4, description=(
+        "Two to four figures to optimise at once, e.g. [\"val_top1\", \"latency_ms\"] (" +
+        ", ".join(f"{name}: {mode}" for name, mode in OBJECTIVES.items()) + "): algorithm optuna runs NSGA-II on them "
+        "(asha cannot rank several objectives), random samples as usual; `search analyze` draws the measured Pareto front."))
 
     @field_validator("base")
     @classmethod
@@ -287,8 +325,32 @@ class SearchSpace(Strict):
                 problems.append((("global", "stem_channels"), "required when search.base is a stage count"))
         if not self.searched():
             problems.append((("stages",), "nothing to search: give at least one choice with two or more values"))
+        problems += self._objective_problems()
         raise_at("SearchSpace", problems)
         return self
+
+    def _objective_problems(self) -> list[tuple[tuple, str]]:
+        problems: list[tuple[tuple, str]] = []
+        objectives = self.objectives or []
+        if len(set(objectives)) != len(objectives):
+            problems.append((("objectives",), "duplicate objectives"))
+        if self.latency_table is None:
+            build = f"build one on the target device with `{LATENCY_TABLE_COMMAND} STUDY.json -o FILE` and name it here"
+            if self.constraints.latency_ms is not None:
+                problems.append((("latency_table",), f"constraints.latency_ms needs a latency table: {build}"))
+            elif "latency_ms" in objectives:
+                problems.append((("latency_table",), f"the latency_ms objective needs a latency table: {build}"))
+        if "reward" in objectives and self.target_flops is None:
+            problems.append((("reward", "target_flops"), "the reward objective needs T: set it, or constraints.flops.max"))
+        return problems
+
+    @property
+    def uses_latency(self) -> bool:
+        """Whether the search predicts latency: a latency budget, a latency objective, or a table named anyway."""
+        return self.latency_table is not None
+
+    def objective_modes(self) -> list[str]:
+        return [OBJECTIVES[name] for name in self.objectives or []]
 
     def dimensions(self) -> list[tuple[str, list]]:
         """Every declared choice as (architecture dotted key, values), in a fixed order (sampling depends on it)."""

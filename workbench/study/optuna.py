@@ -9,6 +9,12 @@ Budgets. For an architecture search, a proposal over budget never becomes a Ray 
 once that it is infeasible (Trial.set_constraint, which TPE's constrained mode ranks below every feasible point by
 how far it violates the budget) and asks again. Nothing over budget is trained, no trial slot or folder is spent on
 it, and num_samples counts trained architectures.
+
+Several objectives. A search with `search.objectives` (e.g. ["val_top1", "latency_ms"]) runs Optuna's NSGA-II sampler
+with a list of metrics and modes, which Ray's OptunaSearch takes itself: Tune's TuneConfig then gets no metric (as
+Ray documents for multi-objective OptunaSearch), so the asha scheduler, which ranks trials by one metric at each
+rung, cannot run with it (SearchContext refuses the pair). Ray tells Optuna no intermediate values for several
+objectives: a trial is told its final values, or PRUNED. A budget violation is a constraint NSGA-II ranks by, too.
 """
 
 from __future__ import annotations
@@ -26,12 +32,25 @@ from ray.tune.search.optuna import OptunaSearch
 from workbench import trialdir
 from workbench.schema.study import Param, Study
 from workbench.study import ledger
-from workbench.study.sampling import Candidate, SamplingReport, SearchContext, write_architecture, write_report
+from workbench.study.sampling import (Candidate, SamplingReport, SearchContext, architecture_costs, finished_reward,
+                                      write_architecture, write_report)
 from workbench.study.trials import TrialSpec, build_trial, optuna_trial_id, variant_job
 
 # The objective value told to Optuna for an infeasible proposal. TPE ranks infeasible trials by their constraint
 # violation, not by this value; it only has to be a number, and the worst one if anything else ever reads it.
 PENALTY = {"max": -1e9, "min": 1e9}
+NSGA_POPULATION = (4, 50)  # NSGA-II's generation size: half of num_samples within these bounds (Optuna's default is 50)
+
+
+def objectives(study: Study) -> tuple[str | list[str], str | list[str]]:
+    """What Optuna is told: the study's metric and mode, or the search's objectives and their directions."""
+    if study.search is not None and study.search.objectives:
+        return list(study.search.objectives), study.search.objective_modes()
+    return study.metric, study.mode
+
+
+def penalty(mode: str | list[str]) -> float | list[float]:
+    return [PENALTY[m] for m in mode] if isinstance(mode, list) else PENALTY[mode]
 
 
 def ray_space(space: dict[str, Param]) -> dict[str, Any]:
@@ -80,6 +99,26 @@ class OptunaContext:
 
 
 class EarnedOptunaSearch(OptunaSearch):
+    def add_evaluated_point(self, parameters: dict, value, error: bool = False, pruned: bool = False, intermediate_values=None) -> None:
+        if not isinstance(value, (list, tuple)):
+            super().add_evaluated_point(parameters, value, error=error, pruned=pruned, intermediate_values=intermediate_values)
+            return
+        import optuna
+
+        # Ray's version passes `value=` (one objective); several go in `values=`, without intermediate values.
+        state = TrialState.FAIL if error else TrialState.PRUNED if pruned else TrialState.COMPLETE
+        self._ot_study.add_trial(optuna.trial.create_trial(state=state, values=list(value) if state == TrialState.COMPLETE else None,
+                                                           params=parameters, distributions=self._space))
+
+    def result_value(self, result: dict | None):
+        """The metric of a result, or the list of its objectives (None if any is missing)."""
+        if not result:
+            return None
+        if isinstance(self._metric, list):
+            values = [result.get(name) for name in self._metric]
+            return None if any(v is None for v in values) else values
+        return result.get(self._metric)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if error or not result or result.get("finished") or trial_id not in self._ot_trials:
             super().on_trial_complete(trial_id, result, error)
@@ -97,11 +136,32 @@ def tell_finished(searcher: OptunaSearch, trial_folder: Path, hparams: dict[str,
         return False
     status = trialdir.status_of(trial_folder)
     curve = [row[metric] for row in trialdir.read_metrics(trial_folder) if isinstance(row.get(metric), (int, float))]
-    searcher.add_evaluated_point(hparams, value, pruned=status.get("status") == trialdir.PRUNED, intermediate_values=curve or None)
+    searcher.add_evaluated_point(hparams, value, pruned=status.get("status") == trialdir.PRUNED,
+                                 intermediate_values=None if isinstance(value, list) else curve or None)
     return True
 
 
+def finished_values(folder: Path, trial_id: str, names: list[str]) -> list[float] | None:
+    """A finished trial's objectives, as its reports gave them: final metrics, the reward, the architecture's costs."""
+    trial_folder = ledger.trial_dir(folder, trial_id)
+    record = trialdir.read_json(trial_folder / trialdir.TRIAL) or {}
+    status, costs = trialdir.status_of(trial_folder), architecture_costs(record)
+    last = (trialdir.read_metrics(trial_folder) or [{}])[-1]
+    values = []
+    for name in names:
+        if name == "reward":
+            values.append(finished_reward(folder, trial_id))
+        else:
+            values.append(costs.get(name, status.get(f"final_{name}", last.get(name))))
+    return None if any(not isinstance(v, (int, float)) for v in values) else values
+
+
 def make_searcher(study: Study, context: OptunaContext, folder: Path, **options) -> OptunaSearch:
+    if isinstance(options.get("metric"), list):
+        from optuna.samplers import NSGAIISampler
+
+        low, high = NSGA_POPULATION
+        options["sampler"] = NSGAIISampler(seed=options.pop("seed", None), population_size=max(low, min(high, study.num_samples // 2)))
     if context.search is None:
         return EarnedOptunaSearch(space=context.space(study), **options)
     return BudgetedOptunaSearch(context.search, folder, space=context.space(study), **options)
@@ -112,15 +172,16 @@ class BudgetedOptunaSearch(EarnedOptunaSearch):
 
     def __init__(self, context: SearchContext, folder: Path, **options):
         self.context, self.folder = context, folder
-        self.known: dict[str, float | None] = {}  # proposals made so far: their result once known
+        self.known: dict[str, float | list[float] | None] = {}  # proposals made so far: their result (or objectives) once known
         self.proposed: dict[str, str] = {}  # Ray trial id -> proposal key
         super().__init__(**options)
         self.report = previous_report(folder, "optuna", context.space.max_tries)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         super().on_trial_complete(trial_id, result, error)
-        if trial_id in self.proposed and result and result.get(self._metric) is not None:
-            self.known[self.proposed[trial_id]] = result[self._metric]
+        value = self.result_value(result)
+        if trial_id in self.proposed and value is not None:
+            self.known[self.proposed[trial_id]] = value
 
     def add_evaluated_point(self, parameters: dict, value: float, **kwargs) -> None:
         super().add_evaluated_point(parameters, value, **kwargs)
@@ -149,7 +210,7 @@ class BudgetedOptunaSearch(EarnedOptunaSearch):
         if not candidate.within_budget:
             for name, excess in candidate.violations.items():
                 ot_trial.set_constraint(name, excess)
-            self._ot_study.tell(ot_trial, PENALTY[self._mode])
+            self._ot_study.tell(ot_trial, penalty(self._mode))
             return
         self.report.duplicates += 1
         value = self.known[candidate.key]

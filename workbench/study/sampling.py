@@ -9,6 +9,10 @@ optuna  TPE through Ray Tune's OptunaSearch (workbench.study.optuna), which cost
 
 Every sampled architecture is written as an ordinary architecture JSON (results/<study>/architectures/<id>.json)
 with the study's scale folded in, so `workbench train`, `workbench flops` and `workbench show` take it as is.
+
+A search with search.latency_table predicts each draw's latency on the table's device (the sum of its parts plus the
+table's constant, workbench.complexity.latency_table) and checks constraints.latency_ms with it, before anything
+trains; the prediction goes into trial.json's search block and into every report, as latency_ms.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from workbench.complexity import analytic_cost
+from workbench.complexity.latency_table import LatencyTable
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.schema.architecture import Architecture, Scale
 from workbench.schema.common import field_path, read_json, validation_errors
 from workbench.schema.overrides import set_path
-from workbench.schema.search import DRAW_OVERHEAD, SAMPLING_BUDGET
+from workbench.schema.search import DRAW_OVERHEAD, LATENCY_TABLE_COMMAND, SAMPLING_BUDGET
 from workbench.schema.study import Study, resolve_path
 from workbench.study import ledger
 from workbench.study.trials import TrialSpec, assign, build_trial, sample, study_job
@@ -42,6 +47,13 @@ def with_reward(metrics: dict[str, Any], record: dict[str, Any]) -> dict[str, An
     """A search trial's epoch metrics plus `reward` (the NAS objective of its val_top1)."""
     reward = reward_of(record, metrics.get("val_top1"))
     return metrics if reward is None else {**metrics, "reward": reward}
+
+
+def architecture_costs(record: dict[str, Any]) -> dict[str, float]:
+    """A search trial's architecture figures for its reports (objectives may name them): params, FLOPs and the
+    latency predicted before training (constant over the epochs; the measured one is taken after the search)."""
+    search = record.get("search") if isinstance(record.get("search"), dict) else {}
+    return {name: search[name] for name in ("params", "flops", "latency_ms") if isinstance(search.get(name), (int, float))}
 
 
 def finished_reward(folder: Path, trial_id: str) -> float | None:
@@ -63,6 +75,7 @@ class Candidate:
     flops: int
     violations: dict[str, float]
     blocks: int = 0  # after scaling: what costing it took
+    latency_ms: float | None = None  # predicted by the study's latency table, if it has one
 
     @property
     def within_budget(self) -> bool:
@@ -137,6 +150,9 @@ class SearchContext:
         self.hparam_keys = sorted(study.space)
         self.base_job = study_job(study, self._base_architecture())
         self._check_largest()
+        self._check_objectives()
+        self.latency_table_file = resolve_path(study_file, self.space.latency_table) if self.space.latency_table else None
+        self.latency = self._latency_table() if self.latency_table_file else None
 
     # --- the base -----------------------------------------------------------------------------------------
 
@@ -160,6 +176,31 @@ class SearchContext:
         before any draw: every other point is smaller in blocks and widths, so no draw then fails on size."""
         largest = {key: max(values) for key, values in self.dimensions if key.rsplit(".", 1)[-1] in GROWING}
         self._network({**self.base_job, "architecture": self.architecture(largest)}, largest, "the largest network of the space")
+
+    def _check_objectives(self) -> None:
+        if self.space.objectives and self.study.algorithm == "optuna" and self.study.scheduler.name == "asha":
+            raise ConfigError(self.study_file, [("scheduler.name", (
+                "asha stops trials by one metric at each rung, and a multi-objective Optuna search (search.objectives) "
+                "ranks by several (Ray Tune gives it no single metric): use scheduler fifo, or one objective as metric"))])
+
+    def _latency_table(self) -> LatencyTable:
+        """The study's latency table, refused at once when it is missing, damaged, from another device or torch
+        version, or made for another input size or classifier width than the study counts at."""
+        constraints = self.space.constraints
+        try:
+            table = LatencyTable.load(self.latency_table_file)
+            problems = [f"{self.latency_table_file}: {problem}" for problem in table.problems(
+                constraints.resolution or self.base_network().resolution.eval_size, constraints.num_classes)]
+        except WorkbenchError as exc:
+            problems = exc.lines
+        rebuild = f"build it on this machine with `{LATENCY_TABLE_COMMAND} {self.study_file} -o {self.latency_table_file}`"
+        if problems:
+            raise ConfigError(self.study_file, [("search.latency_table", f"{problem}; {rebuild}") for problem in problems])
+        return table
+
+    def base_network(self) -> Architecture:
+        """The base with every choice at its first value, as trained (after the study's scale)."""
+        return self._network({**self.base_job, "architecture": self.architecture({})}, {}, "the base network")
 
     def _skeleton(self) -> dict[str, Any]:
         """A stage-count base: every field comes from the choices; the first value of each stands in until then."""
@@ -200,8 +241,9 @@ class SearchContext:
         network = self._network(job, choices)
         constraints = self.space.constraints
         cost = analytic_cost(network, constraints.resolution, constraints.num_classes)
-        return Candidate(choices, hparams, job, cost.params, cost.flops, constraints.violations(cost.params, cost.flops),
-                         sum(stage.blocks for stage in cost.stages))
+        latency = self.latency.predict(network, constraints.resolution, constraints.num_classes).ms if self.latency else None
+        return Candidate(choices, hparams, job, cost.params, cost.flops, constraints.violations(cost.params, cost.flops, latency),
+                         sum(stage.blocks for stage in cost.stages), latency)
 
     def network(self, candidate: Candidate) -> Architecture:
         """The network a candidate trains: its architecture after the study's scale (and any scale hyper-parameters)."""
@@ -233,6 +275,8 @@ class SearchContext:
                   "flops": candidate.flops, "resolution": resolution, "num_classes": constraints.num_classes,
                   "reward_factor": self.reward_factor(candidate.flops), "target_flops": self.space.target_flops,
                   "reward_weight": self.space.reward.weight}
+        if candidate.latency_ms is not None:
+            search.update(latency_ms=candidate.latency_ms, latency_table=str(self.latency_table_file))
         architecture = {**self.architecture(candidate.choices), "name": f"{self.label}-{arch_id}",
                         "description": self.describe(candidate, search, candidate.job["scale"])}
         return build_trial({**self.base_job, "architecture": architecture}, candidate.hparams, seed, trial_id=f"{arch_id}-s{seed}",
@@ -249,7 +293,9 @@ class SearchContext:
                 f"'{self.label}' of study {self.study.name} around {base}. Choices: {choices}."
                 + (f" Drawn with hyper-parameters: {hparams}." if hparams else "")
                 + f" The study's scale ({folded}) is folded in. Analytic cost at {search['resolution']} px with "
-                  f"{search['num_classes']} classes: {search['params']:,} params, {search['flops']:,} FLOPs.")
+                  f"{search['num_classes']} classes: {search['params']:,} params, {search['flops']:,} FLOPs."
+                + (f" Predicted latency {candidate.latency_ms:.3f} ms ({self.latency.protocol.device}, {self.latency.protocol.runtime}, "
+                   f"batch {self.latency.protocol.batch}, table {self.latency_table_file.name})." if candidate.latency_ms is not None else ""))
 
     def split(self, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """An Optuna configuration -> (searched choices, hyper-parameters)."""
@@ -325,8 +371,16 @@ def write_report(folder: Path, context: SearchContext, report: SamplingReport) -
         "space": context.label, "study": context.study.name, "base": str(context.base_file or f"{context.space.base} stages"),
         "sampling": report.as_dict(), "constraints": context.space.constraints.model_dump(mode="json"),
         "target_flops": context.space.target_flops, "reward_weight": context.space.reward.weight,
-        "choices": context.choices(),
+        "choices": context.choices(), "objectives": context.space.objectives, "latency": latency_record(context),
     })
+
+
+def latency_record(context: SearchContext) -> dict[str, Any] | None:
+    """What search.json keeps of the latency table: where it is, its protocol, and the budget it checks."""
+    if context.latency is None:
+        return None
+    budget = context.space.constraints.latency_ms
+    return {**context.latency.summary(), "budget": budget.model_dump() if budget else None}
 
 
 def architecture_document(record: dict[str, Any], schema_dir: Path) -> dict[str, Any]:

@@ -15,11 +15,13 @@ if TYPE_CHECKING:
 def run_trial(config: dict[str, Any], specs: dict[str, dict], folder: str, threads: int, optuna: OptunaContext | None) -> None:
     """Each report carries `workbench_trial_id` (so the driver matches Ray's results to trial folders) and
     `finished` (1 on the report that ended the trial, whose final status is on disk by then; 0 before): a trial
-    that Tune stops after a report with finished 0 was pruned by the scheduler, not completed."""
+    that Tune stops after a report with finished 0 was pruned by the scheduler, not completed. A search trial's
+    reports also carry its architecture's params, flops and latency_ms (as the latency table predicted it before
+    training: a property of the architecture, the same every epoch), so any of them can be an objective."""
     from ray import tune
 
     from workbench.schema.recipe import TrainJob
-    from workbench.study.sampling import with_reward
+    from workbench.study.sampling import architecture_costs, with_reward
     from workbench.train import fit
 
     spec = optuna.trial(config, Path(folder)).record() if optuna else specs[config["trial_id"]]
@@ -30,7 +32,7 @@ def run_trial(config: dict[str, Any], specs: dict[str, dict], folder: str, threa
         # No tune.Checkpoint: the trial folder (on storage every node mounts) is the checkpoint, and fit resumes from
         # it, so a copy for Tune would only cost a file copy per epoch.
         last["finished"] = bool(metrics.get("finished"))
-        scalars = _scalars(with_reward(metrics, spec))
+        scalars = _scalars({**with_reward(metrics, spec), **architecture_costs(spec)})
         tune.report({**scalars, "finished": float(last["finished"]), "workbench_trial_id": spec["trial_id"]})
 
     meta = {k: spec[k] for k in ("trial_id", "variant", "seed", "hparams", "space") if k in spec}

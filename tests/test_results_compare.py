@@ -47,6 +47,52 @@ def expected_by_config(study_dir: Path) -> dict[tuple[str, float], list[float]]:
     return out
 
 
+def by_seed(study_dir: Path) -> dict[tuple[str, float], dict[int, float]]:
+    """(variant, lr) -> seed -> best val top-1 of finished trials, read with plain json."""
+    out: dict[tuple[str, float], dict[int, float]] = {}
+    for folder in sorted((study_dir / "trials").iterdir()):
+        if not (folder / "status.json").exists():
+            continue
+        status = json.loads((folder / "status.json").read_text())
+        if status["status"] in ("completed", "early_stopped"):
+            trial = json.loads((folder / "trial.json").read_text())
+            out.setdefault((trial["variant"], trial["hparams"]["recipe.optimizer.lr"]), {})[trial["seed"]] = status["best_val_top1"]
+    return out
+
+
+def paired_reference(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float, float, float]:
+    """Mean per-seed difference, CI low, CI high, p and Hedges' g (d_av) from the textbook formulas."""
+    seeds = sorted(set(a) & set(b))
+    d = np.array([a[s] - b[s] for s in seeds])
+    n = len(d)
+    se = d.std(ddof=1) / math.sqrt(n)
+    half = stats.t.ppf(0.975, n - 1) * se
+    p = 2 * stats.t.sf(abs(d.mean() / se), n - 1)
+    sd_av = math.sqrt((np.var([a[s] for s in seeds], ddof=1) + np.var([b[s] for s in seeds], ddof=1)) / 2)
+    j = math.gamma((n - 1) / 2) / (math.sqrt((n - 1) / 2) * math.gamma((n - 2) / 2))
+    return d.mean(), d.mean() - half, d.mean() + half, p, j * d.mean() / sd_av
+
+
+def holm_reference(ps: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, written out."""
+    order = sorted(range(len(ps)), key=lambda i: ps[i])
+    adjusted, running = [0.0] * len(ps), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(ps) - rank) * ps[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def pairs_needed(d: np.ndarray, alpha: float) -> int:
+    """The fewest pairs whose paired t-test at alpha (two-sided) finds the mean difference of `d` 80 % of the time,
+    given the spread of `d`: the upper tail of the noncentral t, pair count by pair count."""
+    size = abs(d.mean()) / d.std(ddof=1)
+    n = 2
+    while stats.nct.sf(stats.t.isf(alpha / 2, n - 1), n - 1, size * math.sqrt(n)) < 0.8:
+        n += 1
+    return n
+
+
 def welch_reference(a: list[float], b: list[float]) -> tuple[float, float, float, float]:
     """diff, CI low, CI high, p from the textbook formulas and scipy's t distribution."""
     a, b = np.asarray(a), np.asarray(b)
@@ -66,8 +112,9 @@ def test_markdown_table_matches_recomputation(tmp_path):
     assert headers[:4] == ["variant", "hp.recipe.optimizer.lr", "n", "incomplete"]
     assert "best val top-1 (%)" in headers and "95 % CI (pp)" in headers and "p" in headers
     col = {h: i for i, h in enumerate(headers)}
-    expected = expected_by_config(study)
+    expected, seeds = expected_by_config(study), by_seed(study)
     assert len(rows) == len(expected) == 6
+    compared, ps = [], []
     for row in rows:
         key = (row[col["variant"]], float(row[col["hp.recipe.optimizer.lr"]]))
         values = np.array(expected[key])
@@ -76,13 +123,30 @@ def test_markdown_table_matches_recomputation(tmp_path):
         if key[0] == "v2s_fused":  # study.json's baseline, paired on the learning rate
             assert row[col["Δ best (pp)"]] == "baseline"
             continue
-        diff, low, high, p = welch_reference(list(values), expected[("v2s_fused", key[1])])
+        # both rows finished seeds 0, 1, 2 (the killed seed-3 trials are not averaged): a paired row
+        base = seeds[("v2s_fused", key[1])]
+        diff, low, high, p, g = paired_reference(seeds[key], base)
+        assert row[col["test"]] == "paired (3)"
         assert row[col["Δ best (pp)"]] == f"{diff * 100:+.2f}"
         assert row[col["95 % CI (pp)"]] == f"[{low * 100:+.2f}, {high * 100:+.2f}]"
         shown = row[col["p"]]
         assert shown == "<0.001" if p < 0.001 else abs(float(shown) - p) <= (0.0005 if p < 0.01 else 0.005)
+        assert row[col["g (95 % CI)"]].startswith(f"{g:+.2f} [")
+        compared.append((row, key, base))
+        ps.append(p)
+    assert len(compared) == 4
+    for (row, key, base), p_holm in zip(compared, holm_reference(ps)):
+        shown = row[col["p Holm"]]
+        assert shown == "<0.001" if p_holm < 0.001 else abs(float(shown) - p_holm) <= (0.0005 if p_holm < 0.01 else 0.005)
+        expected_verdict = ("better" if np.mean(expected[key]) > np.mean(list(base.values())) else "worse") \
+            if p_holm <= 0.05 else "open"
+        assert row[col["verdict"]] == expected_verdict
+        d = np.array([seeds[key][s] - base[s] for s in sorted(base)])
+        assert row[col["seeds needed"]] == str(pairs_needed(d, 0.05 / 4))
+    assert {row[col["verdict"]] for row, _, _ in compared} == {"worse", "open"}  # the fixture holds both kinds
     # the legend says what ± and CI mean, and the header names machine and command
-    assert "mean ± sample std over seeds" in text and "Welch t interval" in text
+    assert "mean ± sample std over seeds" in text and "Welch t interval" in text and "paired t" in text
+    assert "Holm" in text and "Hedges' g" in text and "80 % power" in text
     assert "Machine: fixture machine (2 CPU cores)" in text
     assert f"Command: `workbench results compare {study} --format markdown`" in text
 

@@ -229,6 +229,12 @@ def clear_events(folder: Path) -> None:
 SUMMARY_HEAD = ("study", "trial_id", "variant", "seed")
 SUMMARY_TAIL = ("params", "flops", "best_val_top1", "final_val_top1", "epochs_run", "seconds", "train_images_per_s", "status", "reason")
 SUMMARY_METRIC = "val_top1"  # the one metric whose best_/final_ figures a summary row holds
+FRACTION_TAGS = ("top1", "top5", "acc")  # metrics whose names hold one of these are stored as fractions 0..1
+
+
+def stored_as_fraction(metric: str) -> bool:
+    """Accuracies are stored as fractions 0..1 (tables show them in %, a study's min_effect is in points of %)."""
+    return any(tag in metric for tag in FRACTION_TAGS)
 
 
 def summary_row(study: str, record: dict[str, Any], status: dict[str, Any], trial_id: str) -> dict[str, Any]:

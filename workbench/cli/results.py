@@ -30,11 +30,14 @@ def register(sub) -> None:
     rsub = results.add_subparsers(dest="results_command", required=True, metavar="SUBCOMMAND")
 
     p = rsub.add_parser(
-        "compare", help="one row per variant: n, mean ± std, Δ vs baseline with 95 %% CI and p",
+        "compare", help="one row per variant: n, mean ± std, Δ vs baseline with 95 %% CI, p, Holm's p, g, verdict",
         description="One row per group (variant, or hyper-parameter value): finished seeds, incomplete trials, "
-                    "params, GFLOPs, best and final metric as mean ± sample std over seeds, the difference of the "
-                    "mean to the baseline with a Welch t confidence interval and a Welch t-test p-value, training "
-                    "time and images/s. Several study folders: rows labelled by study.")
+                    "params, GFLOPs, best and final metric as mean ± sample std over seeds, the difference to the "
+                    "baseline with its confidence interval and p-value (paired t on the seeds both ran when they "
+                    "pair up, else Welch), p adjusted by Holm across the rows, Hedges' g with its interval, the seeds "
+                    "80 % power needs, a verdict (better / worse / equivalent / open; a study with adaptive seeds is "
+                    "judged on its looks, as it ran), training time and images/s. Several study folders: rows "
+                    "labelled by study.")
     p.add_argument("dirs", nargs="+", metavar="DIR", help=DIRS_HELP)
     p.add_argument("--metric", default="val_top1", help="metric of metrics.jsonl (default val_top1; val_top5, val_loss, ...)")
     p.add_argument("--by", default=None, help=BY_HELP)
@@ -42,6 +45,10 @@ def register(sub) -> None:
                                       "variant); with several studies STUDY:NAME uses one group for every study")
     p.add_argument("--delta-on", choices=["best", "final"], default="best", help="Δ, CI and p on the best (default) or final epoch")
     p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the interval (default 0.95)")
+    p.add_argument("--min-effect", type=float, default=None, metavar="EFFECT",
+                   help="the smallest difference that matters, in the metric's display units (percentage points for "
+                        "accuracies): seeds needed are for it (default: the observed Δ), and rows whose equivalence "
+                        "interval lies inside ±EFFECT are marked equivalent (default: an adaptive study's min_effect)")
     p.add_argument("--format", choices=FORMATS, default="table", help="table (terminal), markdown (to paste), csv or json (raw numbers)")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     p.add_argument("--machine", help="machine line of the markdown header (default: what the study recorded, if anything)")
@@ -160,7 +167,8 @@ def _print_rich(result, command: str, machine: str | None, notes: list[str], out
 
 def show_comparison(dirs: list, *, metric: str = "val_top1", by: str | None = None, baseline: str | None = None,
                     delta_on: str = "best", confidence: float = 0.95, fmt: str = "table", output: str | None = None,
-                    machine: str | None = None, notes: list[str] | tuple[str, ...] = ()) -> None:
+                    machine: str | None = None, notes: list[str] | tuple[str, ...] = (),
+                    min_effect: float | None = None) -> None:
     """Compare the trials of these folders and print (or with `output` write) the table in `fmt` (one of
     FORMATS), as `workbench results compare` does; a WorkbenchError says what is wrong with the folders."""
     from workbench.results import compare, reader, tables
@@ -168,11 +176,11 @@ def show_comparison(dirs: list, *, metric: str = "val_top1", by: str | None = No
     if fmt not in FORMATS:
         raise WorkbenchError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     result = compare.compare(reader.load(list(dirs)), metric=metric, by=by, baseline=baseline, delta_on=delta_on,
-                             confidence=confidence)
+                             confidence=confidence, min_effect=min_effect)
     command = _command("compare", dirs, [
         ("--metric", None if metric == "val_top1" else metric), ("--by", by), ("--baseline", baseline),
         ("--delta-on", None if delta_on == "best" else delta_on),
-        ("--confidence", None if confidence == 0.95 else confidence), ("--format", fmt),
+        ("--confidence", None if confidence == 0.95 else confidence), ("--min-effect", min_effect), ("--format", fmt),
     ])
     notes = list(notes)
     if fmt == "markdown":
@@ -188,7 +196,7 @@ def show_comparison(dirs: list, *, metric: str = "val_top1", by: str | None = No
 def cmd_compare(args) -> int:
     show_comparison(args.dirs, metric=args.metric, by=args.by, baseline=args.baseline, delta_on=args.delta_on,
                     confidence=args.confidence, fmt=args.format, output=args.output, machine=args.machine,
-                    notes=args.note)
+                    notes=args.note, min_effect=args.min_effect)
     return 0
 
 

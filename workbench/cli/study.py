@@ -113,6 +113,11 @@ def print_trial_table(prepared) -> None:
     out.print(table)
     if study.algorithm == "optuna":
         out.print(f"optuna samples {study.num_samples} points of {sorted(study.space)} while the study runs.")
+    if study.adaptive_seeds is not None:
+        seeds = study.adaptive_seeds
+        out.print(f"adaptive seeds: seeds 0-{seeds.initial - 1} first; after each round a variant whose difference to "
+                  f"the baseline is still open (and the baseline) runs one more, up to {seeds.max}: the table lists "
+                  f"every trial the study may run ({len(rows)} at most).")
     out.print("[dim]params and FLOPs of the backbone (classifier excluded: its width is the dataset's class count) at the train resolution[/]")
 
 

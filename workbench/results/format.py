@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.results.metrics import MetricInfo
 
 if TYPE_CHECKING:
-    from workbench.results.stats import Summary
+    from workbench.results.stats import Effect, Summary
 
 NONE = "—"  # a cell without a value
 
@@ -101,6 +101,29 @@ def mean_std(summary: Summary, metric: MetricInfo) -> str:
 def signed(value: float, metric: MetricInfo) -> str:
     """A difference in the metric's display units with its sign: '+1.25'."""
     return f"{value * metric.scale:+.{metric.decimals}f}"
+
+
+def magnitude(value: float, metric: MetricInfo) -> str:
+    """A size of difference in display units with its unit: '0.5 pp', '0.02'."""
+    unit = f" {metric.delta_unit}" if metric.delta_unit else ""
+    return f"{value * metric.scale:g}{unit}"
+
+
+def effect(e: Effect | None) -> str:
+    """Hedges' g with its interval: '+1.23 [+0.10, +2.40]'."""
+    if e is None:
+        return NONE
+    if e.low is None:
+        return f"{e.g:+.2f}"
+    return f"{e.g:+.2f} [{e.low:+.2f}, {e.high:+.2f}]"
+
+
+def seeds_needed(value: float | None, limit: int = 10_000) -> str:
+    if value is None:
+        return NONE
+    if not math.isfinite(value):
+        return f"> {limit:,}"
+    return f"{value:,.0f}"
 
 
 def two_lines(header: str) -> str:

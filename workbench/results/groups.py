@@ -14,7 +14,8 @@ from workbench import trialdir
 from workbench.errors import WorkbenchError
 from workbench.results.format import group_value
 from workbench.results.records import StudyRecord, TrialRecord, all_trials, hashable, is_missing
-from workbench.results.stats import Difference, Summary
+from workbench.results.stats import Difference, Effect, Summary
+from workbench.sequential import Verdict
 
 NO_VALUES = Summary(0, None, None)
 
@@ -29,7 +30,11 @@ class Group:
     final: Summary = NO_VALUES
     seconds: Summary = NO_VALUES
     images_per_s: Summary = NO_VALUES
-    delta: Difference | None = None
+    delta: Difference | None = None  # to the baseline: paired on the common seeds, or Welch
+    effect: Effect | None = None  # Hedges' g of the same values
+    verdict: Verdict | None = None  # higher / lower / equivalent / open, Holm across the rows (workbench.sequential)
+    seeds_needed: float | None = None  # for 80 % power (math.inf: more than stats.MAX_SEEDS)
+    sequential: bool = False  # the verdict comes from the study's adaptive design (its looks), not one fixed look
     is_baseline: bool = False
     baseline_label: str | None = None
     display: str = ""  # for legends: "v2s_fused · lr=0.01"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workbench import trialdir
+
 # the metrics the trainer records per epoch, and whose best_/final_ figures status.json may hold
 KNOWN = ("val_top1", "val_top5", "val_loss", "train_top1", "train_loss")
 REWARD = "reward"  # the NAS objective ACC x (FLOPs / T)^w of a search trial, a mean over seeds of best figures
@@ -80,7 +82,7 @@ def _from_rules(metric: str) -> MetricInfo:
     return MetricInfo(
         name=metric,
         label=metric.replace("_top", " top-").replace("_", " "),
-        percent=any(tag in metric for tag in ("top1", "top5", "acc")),
+        percent=trialdir.stored_as_fraction(metric),
         lower_is_better=any(tag in metric for tag in ("loss", "error", "seconds")),
     )
 

@@ -100,13 +100,15 @@ def study_file_beside(folder: Path, study: str) -> tuple[Path | None, dict[str, 
 def study_from_summary(path: Path, name: str, spec: dict[str, Any], rows: list[dict[str, str]],
                        problems: list[str]) -> StudyRecord:
     """The study whose trials are the rows of its summary.csv; without study.json, the declarations of the study
-    file beside it (variant order, baseline, a search's design-space name)."""
+    file beside it (variant order, baseline, seeds and metric: an adaptive design, a search's design-space name)."""
     trials_dir = path / trialdir.TRIALS
     trials = [summary_trial(row, name, trials_dir) for row in rows if row.get("trial_id")]
     spec_file = None
     if not spec:
         spec_file, declared = study_file_beside(path, rows[0].get("study") or name)
         spec = {key: declared[key] for key in ("variants", "baseline") if key in declared}
+        if isinstance(declared.get("seeds"), dict):  # adaptive seeds: the design its verdicts replay
+            spec.update({key: declared[key] for key in ("seeds", "metric") if key in declared})
         if isinstance(declared.get("search"), dict):  # the label a search run gives its design space
             spec["space"] = declared["search"].get("name") or declared["name"]
             for trial in trials:

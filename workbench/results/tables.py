@@ -13,7 +13,9 @@ from typing import Any
 
 from workbench import trialdir
 from workbench.results import format as fmt
-from workbench.results.compare import Comparison
+from workbench import sequential
+from workbench.results import stats
+from workbench.results.compare import AdaptiveRun, Comparison
 from workbench.results.groups import Group
 from workbench.results.metrics import COSTS, flops_unit
 
@@ -33,6 +35,9 @@ def _flops_unit(c: Comparison) -> tuple[float, str]:
     return flops_unit([v for g in c.groups for v in g.flops])
 
 
+VERDICT_STYLE = {"better": "green", "worse": "red", "equivalent": "cyan", "open": "yellow"}
+
+
 def headers(c: Comparison) -> list[str]:
     info = c.info
     delta_unit = f" ({info.delta_unit})" if info.delta_unit else ""
@@ -40,21 +45,35 @@ def headers(c: Comparison) -> list[str]:
     if c.any_stopped:
         cols.append(stopped_header(c))
     cols += [COSTS["params"].header, _flops_unit(c)[1], info.best_header, info.header("final "),
-             f"Δ {c.delta_on}{delta_unit}", f"{c.confidence * 100:g} % CI{delta_unit}", "p", "train time", "img/s"]
+             f"Δ {c.delta_on}{delta_unit}", f"{c.confidence * 100:g} % CI{delta_unit}", "test", "p", "p Holm",
+             f"g ({c.confidence * 100:g} % CI)", "seeds needed", "verdict", "train time", "img/s"]
     return cols
 
 
+DELTA_CELLS = 8  # Δ, CI, test, p, p Holm, g, seeds needed, verdict
+
+
 def delta_cells(c: Comparison, g: Group) -> list[str]:
-    """Δ, its confidence interval and p, in display units."""
+    """Δ, its confidence interval, the test, p, Holm's p, Hedges' g, seeds needed and the verdict, in display units."""
     if g.is_baseline:
-        return ["baseline", fmt.NONE, fmt.NONE]
+        return ["baseline"] + [fmt.NONE] * (DELTA_CELLS - 1)
     d = g.delta
     if d is None:
-        return [fmt.NONE] * 3
+        return [fmt.NONE] * DELTA_CELLS
     diff = fmt.signed(d.diff, c.info)
-    if d.low is None:
-        return [diff, NOT_ESTIMATED, fmt.NONE]
-    return [diff, f"[{fmt.signed(d.low, c.info)}, {fmt.signed(d.high, c.info)}]", fmt.p_value(d.p)]
+    interval = NOT_ESTIMATED if d.low is None else f"[{fmt.signed(d.low, c.info)}, {fmt.signed(d.high, c.info)}]"
+    v = g.verdict
+    return [diff, interval, test_name(g), fmt.p_value(d.p), fmt.p_value(None if v is None else v.p_holm),
+            fmt.effect(g.effect), fmt.seeds_needed(g.seeds_needed, stats.MAX_SEEDS), c.verdict_word(g) or fmt.NONE]
+
+
+def test_name(g: Group) -> str:
+    """'paired (5)': the pairs of seeds; 'Welch'; 'seq. paired (5)' for a row judged on an adaptive study's looks."""
+    d = g.delta
+    if d is None or d.low is None:  # fewer than two seeds (pairs): no test
+        return fmt.NONE
+    name = f"paired ({d.pairs})" if d.method == "paired" else "Welch"
+    return f"seq. {name}" if g.sequential else name
 
 
 def cells(c: Comparison) -> list[list[str]]:
@@ -86,13 +105,65 @@ def legend(c: Comparison) -> str:
     if c.any_stopped:
         parts.append(f"{stopped_header(c)}: trials that diverged, failed or were pruned by the scheduler, "
                      "counted but not averaged")
+    level = f"{c.confidence * 100:g} %"
     parts += [
         f"values: mean ± sample std over seeds ({better} is better)",
-        f"Δ: difference of the mean {c.delta_on} {c.info.label} to the baseline ({base_text}), in {c.info.delta_words}",
-        f"CI: {c.confidence * 100:g} % Welch t interval of Δ (Welch–Satterthwaite dof), needs ≥ 2 seeds per group",
-        "p: two-sided Welch t-test",
+        f"Δ: difference of the mean {c.delta_on} {c.info.label} to the baseline ({base_text}), in {c.info.delta_words}; "
+        "for a paired row the mean of the per-seed differences over the seeds both rows ran",
+        f"CI: {level} t interval of Δ: paired t (scipy's ttest_rel) where the seeds pair up (one finished trial per "
+        "seed in both rows; a seed fixes the data order and every augmentation draw in every variant, so the "
+        "per-seed difference removes that shared noise), else the Welch t interval (Welch–Satterthwaite dof); "
+        "test names which, with the number of pairs; needs ≥ 2 seeds (pairs)",
+        "p: two-sided p of that test, this row alone",
+        f"p Holm: p adjusted by Holm's method across the {c.tested} {'row' if c.tested == 1 else 'rows'} with a p "
+        "(statsmodels' multipletests), which bounds the chance that any row looks significant by luck",
+        f"g: Hedges' g, Δ over the pooled seed-to-seed std of the two rows (small-sample corrected), with its {level} "
+        "noncentral-t interval",
+        f"seeds needed: seeds (pairs for a paired row) a fixed-seed study needs for {stats.POWER * 100:g} % power to detect "
+        f"{_effect_text(c)}, two-sided at α/m = {c.alpha:g}/{max(1, c.tested)} (Bonferroni, a bound for Holm)",
+        f"verdict: better / worse where p Holm ≤ α = {c.alpha:g}; equivalent where the equivalence interval (two "
+        f"one-sided tests at α/m) lies inside ±{_min_effect_text(c)}; else open",
     ]
+    parts += [sequential_text(run, c) for run in c.adaptive]
     return "; ".join(parts) + "."
+
+
+def _effect_text(c: Comparison) -> str:
+    if c.min_effect is not None:
+        return f"a difference of {_min_effect_text(c)}"
+    studies = [run for run in c.adaptive if run.design.min_effect is not None]
+    if studies:
+        return f"the study's min_effect ({fmt.magnitude(studies[0].design.min_effect, c.info)})"
+    return "the observed Δ"
+
+
+def _min_effect_text(c: Comparison) -> str:
+    effect = c.min_effect if c.min_effect is not None else next(
+        (run.design.min_effect for run in c.adaptive if run.design.min_effect is not None), None)
+    return "min_effect (none given: --min-effect)" if effect is None else fmt.magnitude(effect, c.info)
+
+
+def sequential_text(run: AdaptiveRun, c: Comparison) -> str:
+    """The footnote of a study run with adaptive seeds: its design and the sequential method its verdicts use."""
+    d = run.design
+    effect = "" if d.min_effect is None else f", min_effect {fmt.magnitude(d.min_effect, c.info)}"
+    return (f"{run.study}: adaptive seeds ({d.initial} to {d.max} per variant{effect}, α {d.alpha:g}): after each "
+            "round a row whose verdict is decided stopped, the undecided ones and the baseline ran one more seed; "
+            f"its rows marked 'seq.' are judged on every look (the first {d.initial} seeds, then each added one) by "
+            f"{sequential.SPENDING_NAME}: the look of k seeds spends α·((k/{d.max})² − ((k−1)/{d.max})²) "
+            f"(α·({d.initial}/{d.max})² at the first), p Holm is Holm's adjustment of each row's min over looks of "
+            "p / share, and the equivalence interval intersects the looks' intervals, so the verdicts stay valid "
+            "under this optional stopping (p and CI are those of the last look alone, which it does not cover)")
+
+
+def adaptive_lines(c: Comparison) -> list[str]:
+    """How many trials adaptive seeding ran, and how many max seeds everywhere would have run."""
+    lines = []
+    for run in c.adaptive:
+        share = f" ({run.saved / run.at_max * 100:.0f} %)" if run.at_max else ""
+        lines.append(f"{run.study}: adaptive seeds ran {run.trials} trials; {run.design.max} seeds for each of its "
+                     f"{run.configurations} variants would be {run.at_max}: {run.saved} saved{share}")
+    return lines
 
 
 def header_lines(c: Comparison, command: str | None = None, machine: str | None = None,
@@ -132,6 +203,9 @@ def markdown(c: Comparison, command: str | None = None, machine: str | None = No
     out += fmt.md_table(cols, cells(c), left)
     out.append("")
     out.append(f"_{legend(c)}_")
+    if c.adaptive:
+        out.append("")
+        out += [line + "  " for line in adaptive_lines(c)]
     extra = incomplete_lines(c)
     if extra:
         out.append("")
@@ -156,19 +230,21 @@ def _rich_table(c: Comparison, wrap: bool):
         table.add_column(fmt.two_lines(h), justify="left" if h == "study" or h in c.by else "right",
                          overflow="fold", no_wrap=not wrap)
     delta_col = next(i for i, h in enumerate(cols) if h.startswith("Δ"))
-    inc_col, n_col = cols.index(trialdir.INCOMPLETE), cols.index("n")
+    inc_col, n_col, verdict_col = cols.index(trialdir.INCOMPLETE), cols.index("n"), cols.index("verdict")
     for g, row in zip(c.groups, cells(c)):
         styled = [Text(cell) for cell in row]
         if len(g.incomplete):
             styled[inc_col].stylize("yellow")
         if g.best.n < 2:
             styled[n_col].stylize("red")
+        word = c.verdict_word(g)
         if g.is_baseline:
             styled[delta_col].stylize("dim")
-        elif g.delta is not None and g.delta.significant:
-            good = (g.delta.diff > 0) == c.info.higher_is_better
+        elif word in ("better", "worse"):  # the family-wise verdict, not a row's own interval
             for i in (delta_col, delta_col + 1):
-                styled[i].stylize("green" if good else "red")
+                styled[i].stylize(VERDICT_STYLE[word])
+        if word:
+            styled[verdict_col].stylize(VERDICT_STYLE[word])
         table.add_row(*styled)
     return table
 
@@ -181,7 +257,8 @@ def rich(c: Comparison, command: str | None = None, machine: str | None = None, 
     from rich.text import Text
 
     lines = [Text(line, style="dim") for line in header_lines(c, command, machine, notes)]
-    extra = [Text(line, style="yellow") for line in incomplete_lines(c)]
+    extra = [Text(line, style="bold") for line in adaptive_lines(c)]
+    extra += [Text(line, style="yellow") for line in incomplete_lines(c)]
     if wrap:
         body = [Text.from_markup(line) for line in records(c)]
         return RichGroup(*lines, Text(""), *body, Text(""), Text(legend(c), style="dim italic"), *extra)
@@ -208,11 +285,17 @@ def records(c: Comparison) -> list[str]:
         elif g.delta is None:
             delta = "Δ —"
         else:
-            d = delta_cells(c, g)
-            delta = f"Δ {d[0]}{delta_unit} {d[1]} p{'' if d[2].startswith('<') else '='}{d[2]}"
+            diff, interval, test, p, holm, effect, needed, word = delta_cells(c, g)
+            style = VERDICT_STYLE.get(word)
+            delta = (f"Δ {diff}{delta_unit} {interval} {test} p{_eq(p)}{p} Holm{_eq(holm)}{holm} · g {effect} · "
+                     f"{needed} seeds needed · " + (f"[{style}]{word}[/{style}]" if style else word))
         out.append(f"    best {fmt.mean_std(g.best, c.info)}{unit} · final {fmt.mean_std(g.final, c.info)}{unit} · "
                    f"{delta} · {fmt.duration(g.seconds.mean)} · {fmt.rate(g.images_per_s.mean)} img/s")
     return out
+
+
+def _eq(cell: str) -> str:
+    return "" if cell.startswith("<") else "="
 
 
 def _json_default(value: Any) -> Any:
@@ -224,7 +307,13 @@ def _json_default(value: Any) -> Any:
 def json_text(c: Comparison) -> str:
     payload = {
         "metric": c.metric, "by": c.by, "delta_on": c.delta_on, "confidence": c.confidence,
-        "units": "fraction" if c.info.percent else "raw", "baselines": c.baselines, "rows": c.rows(),
+        "units": "fraction" if c.info.percent else "raw", "baselines": c.baselines,
+        "alpha": c.alpha, "rows_tested": c.tested, "min_effect": c.min_effect,
+        "adaptive": [{"study": run.study, "initial": run.design.initial, "max": run.design.max,
+                      "min_effect": run.design.min_effect, "alpha": run.design.alpha, "trials": run.trials,
+                      "trials_at_max": run.at_max, "saved": run.saved, "method": sequential.SPENDING_NAME}
+                     for run in c.adaptive],
+        "rows": c.rows(),
         trialdir.INCOMPLETE: [{"study": t.study, "trial_id": t.trial_id, "variant": t.variant, "seed": t.seed,
                         "reason": t.reason} for t in c.incomplete_trials()],
         "stopped": [{"study": t.study, "trial_id": t.trial_id, "state": t.state, "reason": t.reason}

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from workbench.schema.architecture import SCHEMA_REF, Scale
 from workbench.schema.common import MAX_SEED, PathText, Strict, path_problem, raise_at
@@ -100,6 +100,42 @@ class Param(Strict):
         return self
 
 
+class AdaptiveSeeds(Strict):
+    """Seeds added only where the answer is still open (workbench.sequential decides, the results table replays it)."""
+
+    initial: int = Field(ge=2, le=MAX_TRIALS, description=(
+        "Seeds 0 .. initial-1 every variant runs in the first round (at least 2: an interval needs two)."))
+    max: int = Field(ge=2, le=MAX_TRIALS, description=(
+        f"The most seeds a variant runs (seeds 0 .. max-1; at most {MAX_TRIALS}). After each round a variant whose "
+        "difference to the baseline is decided stops; the undecided ones and the baseline run one more seed."))
+    min_effect: float | None = Field(default=None, gt=0, le=1e9, description=(
+        "The smallest difference that matters, in the metric's display units (percentage points for accuracies): "
+        "a variant whose equivalence interval lies inside ±min_effect stops as equivalent. Without it only a "
+        "better or worse verdict stops a variant."))
+    alpha: float = Field(default=0.05, gt=0, le=0.5, description=(
+        "Family-wise error rate of the better/worse verdicts over every variant and round (sequential: alpha spent "
+        "over the planned looks)."))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptiveSeeds:
+        if self.max < self.initial:
+            raise ValueError(f"max ({self.max}) is below initial ({self.initial})")
+        return self
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.max))
+
+
+def _seeds_kind(value: Any) -> str:
+    return "adaptive" if isinstance(value, (dict, AdaptiveSeeds)) else "list"
+
+
+SeedList = Annotated[list[Seed], Field(min_length=1, max_length=MAX_TRIALS)]
+Seeds = Annotated[Union[Annotated[SeedList, Tag("list")], Annotated[AdaptiveSeeds, Tag("adaptive")]],
+                  Discriminator(_seeds_kind)]
+
+
 class Scheduler(Strict):
     name: Literal["fifo", "asha"] = "fifo"
     grace_period: int = Field(default=1, ge=1, le=MAX_EPOCHS, description=(
@@ -107,10 +143,18 @@ class Scheduler(Strict):
     reduction_factor: float = Field(default=3.0, gt=1, le=100, description="asha: keep the top 1/reduction_factor at each rung (at most 100).")
 
 
+MAX_TRIAL_WORKERS = 256
+
+
 class Resources(Strict):
-    cpus: float = Field(default=1.0, gt=0, le=1024, description="CPU cores per trial (also its torch thread count; at most 1024).")
+    cpus: float = Field(default=1.0, gt=0, le=1024, description=(
+        "CPU cores per worker of a trial (also its torch thread count; at most 1024)."))
     gpus: float = Field(default=0.0, ge=0, le=64, description=(
-        "GPUs per trial (at most 64); fractions share one GPU between trials (0.25: four at once)."))
+        "GPUs per worker of a trial (at most 64); fractions share one GPU between trials (0.25: four at once)."))
+    workers: int = Field(default=1, ge=1, le=MAX_TRIAL_WORKERS, description=(
+        "Data-parallel workers per trial (PyTorch DDP through Ray Train's TorchTrainer: gloo on CPU, nccl on GPU; "
+        f"at most {MAX_TRIAL_WORKERS}). Each worker gets cpus and gpus and trains batch_size / workers images of every "
+        "step; 1 trains in the trial's own process."))
 
 
 class Study(Strict):
@@ -123,9 +167,11 @@ class Study(Strict):
     variants: list[Variant] = Field(default_factory=list, max_length=MAX_VARIANTS, description=(
         f"The compared architectures (at most {MAX_VARIANTS}); may be empty when `search` samples them."))
     baseline: str | None = Field(default=None, description="Variant the others are compared against; default: the first.")
-    seeds: list[Seed] = Field(default=[0], min_length=1, max_length=MAX_TRIALS, description=(
+    seeds: Seeds = Field(default=[0], description=(
         f"Each variant x hyper-parameter point runs once per seed (0 to {MAX_SEED:,}). The study plans at most "
-        f"{MAX_TRIALS:,} trials: variants x grid points x num_samples (when a dimension is sampled) x seeds."))
+        f"{MAX_TRIALS:,} trials: variants x grid points x num_samples (when a dimension is sampled) x seeds. Or "
+        '{"initial": 3, "max": 10, "min_effect": 0.5}: adaptive seeds, added round by round only to the variants '
+        "whose difference to the baseline is still open (grid and random studies; fifo scheduler)."))
     space: dict[str, Param] = Field(default_factory=dict, max_length=MAX_SPACE_KEYS, description=(
         f'Hyper-parameter search space by dotted path, e.g. "recipe.optimizer.lr" (at most {MAX_SPACE_KEYS} dimensions).'))
     algorithm: Literal["grid", "random", "optuna"] = Field(default="grid", description=(
@@ -185,33 +231,62 @@ class Study(Strict):
             problems.append((("variants",), f"duplicate names {duplicates}"))
         if self.baseline is not None and self.baseline not in names:
             problems.append((("baseline",), f"baseline {self.baseline!r} is not a variant name (variants: {names})"))
-        if len(set(self.seeds)) != len(self.seeds):
+        if isinstance(self.seeds, list) and len(set(self.seeds)) != len(self.seeds):
             problems.append((("seeds",), "duplicates"))
         raise_at("Study", problems)
         self._search_consistent()
         self._trials_bounded()
+        self._adaptive_consistent()
         problems = []
         if self.algorithm == "optuna":
             if not self.space and self.search is None:
                 problems.append((("space",), "optuna needs a search space (space)"))
             if any(p.type == "grid" for p in self.space.values()):
                 problems.append((("space",), "optuna cannot search grid dimensions; use choice"))
-            if len(self.variants) > 1 or len(self.seeds) > 1:
+            if len(self.variants) > 1 or len(self.seed_values) > 1:
                 problems.append((("algorithm",), "optuna samples adaptively within one variant and one seed; split the study per variant/seed"))
         if self.algorithm == "random" and any(p.type == "grid" for p in self.space.values()):
             problems.append((("space",), "random search samples every dimension; use choice instead of grid, or algorithm grid"))
         raise_at("Study", problems)
         return self
 
+    @property
+    def adaptive_seeds(self) -> AdaptiveSeeds | None:
+        return self.seeds if isinstance(self.seeds, AdaptiveSeeds) else None
+
+    @property
+    def seed_values(self) -> list[int]:
+        """Every seed a trial may run with: the list, or 0 .. max-1 of adaptive seeds."""
+        return self.seeds.seeds if isinstance(self.seeds, AdaptiveSeeds) else list(self.seeds)
+
     def planned_trials(self) -> int:
-        """How many trials expanding this study makes, counted without expanding it (optuna: num_samples)."""
+        """How many trials expanding this study makes, counted without expanding it (optuna: num_samples; adaptive
+        seeds: at max seeds everywhere)."""
         if self.algorithm == "optuna":
             return self.num_samples
         if self.search is not None:
-            return self.num_samples * len(self.seeds)
+            return self.num_samples * len(self.seed_values)
         grid = math.prod(len(p.values or ()) for p in self.space.values() if p.type == "grid")
         sampled = any(p.type != "grid" for p in self.space.values())
-        return len(self.variants) * grid * (self.num_samples if sampled else 1) * len(self.seeds)
+        return len(self.variants) * grid * (self.num_samples if sampled else 1) * len(self.seed_values)
+
+    def _adaptive_consistent(self) -> None:
+        """Adaptive seeds compare listed variants with the baseline round by round, on Ray Tune's plain FIFO queue."""
+        if self.adaptive_seeds is None:
+            return
+        problems: list[tuple[tuple, str]] = []
+        if self.search is not None:
+            problems.append((("seeds",), "adaptive seeds compare listed variants with a baseline; a search samples its "
+                                         "architectures: give a list of seeds"))
+        elif self.algorithm == "optuna":
+            problems.append((("seeds",), "adaptive seeds need a fixed set of trials per round; optuna proposes its own "
+                                         "(one variant, one seed): give a list of seeds, or algorithm grid"))
+        elif len(self.variants) < 2:
+            problems.append((("seeds",), "adaptive seeds need a baseline and at least one other variant to compare with it"))
+        if self.scheduler.name != "fifo":
+            problems.append((("scheduler", "name"), f"{self.scheduler.name} stops trials by their rank within a run; "
+                                                     "adaptive seeds need every trial's own result: use fifo"))
+        raise_at("Study", problems)
 
     def _trials_bounded(self) -> None:
         planned = self.planned_trials()

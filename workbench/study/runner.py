@@ -46,6 +46,7 @@ class StudyOutcome:
     interrupted: bool = False
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # driver seconds: ray_start, tune, ray_shutdown, summary
+    rounds: int = 0  # adaptive seeds: the rounds this run trained
 
     def statuses(self) -> dict[str, dict[str, Any]]:
         return {t: ledger.status_of(self.folder, t) for t in self.trials}
@@ -153,6 +154,8 @@ def run_prepared(prepared: PreparedStudy, *, address: str | None = None, display
     started = time.time()
     if study.algorithm == "optuna":
         outcome = _run_optuna(prepared, address, display)
+    elif study.adaptive_seeds is not None:
+        outcome = _run_rounds(prepared, address, display)
     else:
         outcome = _run_grid(study, prepared.trials, folder, address, display)
     summary_started = time.perf_counter()
@@ -162,7 +165,8 @@ def run_prepared(prepared: PreparedStudy, *, address: str | None = None, display
     return outcome
 
 
-def _run_grid(study: Study, trials: list[TrialSpec], folder: Path, address: str | None, display: bool) -> StudyOutcome:
+def _run_grid(study: Study, trials: list[TrialSpec], folder: Path, address: str | None, display: bool,
+              keep_ray: bool = False) -> StudyOutcome:
     outcome = StudyOutcome(study, folder, [t.trial_id for t in trials])
     pending = []
     for trial in trials:
@@ -177,13 +181,56 @@ def _run_grid(study: Study, trials: list[TrialSpec], folder: Path, address: str 
 
     plan = TunePlan(param_space={"trial_id": tune.grid_search([t.trial_id for t in pending])},
                     specs={t.trial_id: t.record() for t in pending}, total=len(trials), done_before=len(outcome.skipped))
-    outcome.interrupted = _tune(study, folder, address, display, plan, outcome.timings)
+    outcome.interrupted = _tune(study, folder, address, display, plan, outcome.timings, keep_ray=keep_ray)
     return outcome
 
 
+def _run_rounds(prepared: PreparedStudy, address: str | None, display: bool) -> StudyOutcome:
+    """Adaptive seeds: first the trials an earlier run started and did not finish, then round after round the trials
+    workbench.study.seeding asks for, until every variant is decided or has max seeds. Each round is a function of
+    the finished trial folders, so a re-run after kill -9 continues the same round. Within one run a trial is tried
+    once (one that fails still completes its round); Ray stays up between rounds."""
+    from workbench.study import seeding
+
+    study, folder = prepared.study, prepared.folder
+    finished_before = [t.trial_id for t in prepared.trials if ledger.is_finished(folder, t.trial_id)]
+    outcome = StudyOutcome(study, folder, [], skipped=finished_before)
+    batch = [t for t in prepared.trials if seeding.started(folder, t.trial_id) and t.trial_id not in finished_before]
+    attempted: set[str] = set()
+    try:
+        while True:
+            if not batch:
+                batch = [t for t in seeding.next_round(study, prepared.trials, folder).trials if t.trial_id not in attempted]
+                if not batch:
+                    break
+            attempted.update(t.trial_id for t in batch)
+            part = _run_grid(study, batch, folder, address, display, keep_ray=True)
+            for key, seconds in part.timings.items():
+                outcome.timings[key] = outcome.timings.get(key, 0.0) + seconds
+            outcome.rounds += 1
+            if part.interrupted:
+                outcome.interrupted = True
+                break
+            batch = []
+    finally:
+        _release_ray(address)
+    outcome.trials = [t.trial_id for t in prepared.trials if seeding.started(folder, t.trial_id)]
+    return outcome
+
+
+def _release_ray(address: str | None) -> None:
+    """Shut down the private Ray that the rounds kept up (a cluster joined by address stays as it is)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if address is None and ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 def _run_optuna(prepared: PreparedStudy, address: str | None, display: bool) -> StudyOutcome:
-    """TPE through OptunaSearch; finished trials seed the searcher again on resume, unfinished ones are proposed first."""
-    from workbench.study.optuna import OptunaContext, make_searcher, tell_finished
+    """TPE through OptunaSearch (NSGA-II for several objectives); finished trials seed the searcher again on resume,
+    unfinished ones are proposed first."""
+    from workbench.study.optuna import OptunaContext, finished_values, make_searcher, objectives, tell_finished
 
     study, folder = prepared.study, prepared.folder
     context = OptunaContext.of(study, prepared.study_file)
@@ -196,12 +243,14 @@ def _run_optuna(prepared: PreparedStudy, address: str | None, display: bool) -> 
     if remaining <= 0:
         return outcome
     # (Ray's points_to_evaluate with evaluated_rewards needs a reward for every point: finished ones are told instead.)
-    searcher = make_searcher(study, context, folder, metric=study.metric, mode=study.mode, seed=study.sample_seed,
+    told, modes = objectives(study)
+    searcher = make_searcher(study, context, folder, metric=told, mode=modes, seed=study.sample_seed,
                              points_to_evaluate=[r["hparams"] for r in unfinished] or None)
     metric = "val_top1" if study.metric == "reward" else study.metric
     for record in finished:
         trial_id = record["trial_id"]
-        tell_finished(searcher, ledger.trial_dir(folder, trial_id), record["hparams"], metric, _final_metric(folder, trial_id, study.metric))
+        value = finished_values(folder, trial_id, told) if isinstance(told, list) else _final_metric(folder, trial_id, study.metric)
+        tell_finished(searcher, ledger.trial_dir(folder, trial_id), record["hparams"], metric, value)
     plan = TunePlan(total=study.num_samples, done_before=len(finished), optuna=context, search_alg=searcher, num_samples=remaining)
     outcome.interrupted = _tune(study, folder, address, display, plan, outcome.timings)
     outcome.trials = [r["trial_id"] for r in ledger.recorded_trials(folder)]
@@ -228,9 +277,11 @@ class TunePlan:
     num_samples: int = 1
 
 
-def _tune(study: Study, folder: Path, address: str | None, display: bool, plan: TunePlan, timings: dict[str, float]) -> bool:
+def _tune(study: Study, folder: Path, address: str | None, display: bool, plan: TunePlan, timings: dict[str, float],
+          keep_ray: bool = False) -> bool:
     """Start (or join) Ray, run the trials, and fix up statuses Ray decided. Returns True when interrupted.
-    `timings` gets the seconds of Ray's start, the Tune run and Ray's shutdown."""
+    `timings` gets the seconds of Ray's start, the Tune run and Ray's shutdown. `keep_ray`: use a Ray this process
+    already runs and leave it up afterwards (adaptive rounds), unless interrupted."""
     import ray
     from ray import tune
 
@@ -239,17 +290,21 @@ def _tune(study: Study, folder: Path, address: str | None, display: bool, plan: 
 
     _STOP_REQUESTED.clear()
     clock = time.perf_counter()
-    start_ray(study, address)
+    if not (keep_ray and ray.is_initialized()):
+        start_ray(study, address)
     timings["ray_start"] = time.perf_counter() - clock
     trainable = tune.with_parameters(run_trial, specs=plan.specs, folder=str(folder.resolve()), threads=max(1, int(study.resources.cpus)),
                                      optuna=plan.optuna)
     trainable = tune.with_resources(trainable, {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
     live = LiveDisplay(study.name, plan.total, plan.done_before, study.metric, study.mode, enabled=display)
+    several = isinstance(getattr(plan.search_alg, "metric", None), list)
     tuner = tune.Tuner(
         trainable,
         param_space=plan.param_space,
         tune_config=tune.TuneConfig(
-            metric=study.metric, mode=study.mode, search_alg=plan.search_alg, scheduler=_scheduler(study),
+            # A multi-objective OptunaSearch holds its metrics and modes itself; Tune then takes none (Ray's docs).
+            metric=None if several else study.metric, mode=None if several else study.mode, search_alg=plan.search_alg,
+            scheduler=_scheduler(study),
             num_samples=plan.num_samples, max_concurrent_trials=study.max_concurrent_trials, reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),
@@ -267,7 +322,7 @@ def _tune(study: Study, folder: Path, address: str | None, display: bool, plan: 
         live.stop()
     timings["tune"], clock = time.perf_counter() - clock, time.perf_counter()
     interrupted = interrupted or stop_requested()
-    if interrupted or address is None:
+    if interrupted or (address is None and not keep_ray):
         ray.shutdown()  # stops the trial actors; their folders keep the last finished epoch
     timings["ray_shutdown"] = time.perf_counter() - clock
     _settle_statuses(folder, results, interrupted, pruning=study.scheduler.name == "asha")

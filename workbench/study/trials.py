@@ -76,7 +76,7 @@ def grid_trials(study: Study, study_file: str | Path) -> list[TrialSpec]:
         for point, hparams in enumerate(points):
             suffix = f"-p{point:03d}" if len(points) > 1 else ""
             trials += [build_trial(base, hparams, seed, trial_id=f"{variant.name}{suffix}-s{seed}", variant=variant.name,
-                                   architecture=architecture, source=str(study_file)) for seed in study.seeds]
+                                   architecture=architecture, source=str(study_file)) for seed in study.seed_values]
     return trials
 
 

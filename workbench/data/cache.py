@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from workbench.data import shared
 from workbench.data.images import ImageData
 
 log = logging.getLogger("workbench.data")
@@ -33,24 +34,37 @@ def cache_key(parts: dict[str, Any]) -> str:
 
 
 def cached(key: str, label: str, build: Callable[[], ImageData], disk: bool) -> ImageData:
-    """The dataset under `key`: from memory, else from disk, else built (then stored in both)."""
+    """The dataset under `key`: from this process's memory, else this machine's shared copy (workbench.data.shared),
+    else from disk, else built (then stored in all three)."""
     if key in _memory:
         _memory.move_to_end(key)
         return _memory[key]
     path = cache_dir() / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}-{key}.pt"
-    data = _read(path) if disk else None
-    if data is None:
-        data = build()
-        if disk:
-            _write(path, data)
+
+    def from_disk_or_built() -> ImageData:
+        data = _read(path) if disk else None
+        if data is None:
+            data = build()
+            if disk:
+                _write(path, data)
+        return data
+
+    data = shared.share(key, label, from_disk_or_built)
     _memory[key] = data
     while len(_memory) > MEMORY_ENTRIES:
-        _memory.popitem(last=False)
+        shared.release(_memory.popitem(last=False)[0])
     return data
 
 
+def in_memory(key: str, label: str) -> bool:
+    """The dataset `key` is in this process's memory or in this machine's shared copy (using it costs no memory)."""
+    return key in _memory or shared.exists(key, label)
+
+
 def clear_memory() -> None:
+    """Forget every dataset of this process (and stop holding their shared copies)."""
     _memory.clear()
+    shared.release_all()
 
 
 def _read(path: Path) -> ImageData | None:

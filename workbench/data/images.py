@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import warnings
@@ -47,15 +48,24 @@ class ImageData:
 
 def available_memory() -> int:
     """Bytes that can be allocated without swapping: Linux's MemAvailable (free memory alone omits the page cache)."""
+    return _meminfo("MemAvailable:", "SC_AVPHYS_PAGES")
+
+
+def total_memory() -> int:
+    """Bytes of memory of this machine (Linux's MemTotal)."""
+    return _meminfo("MemTotal:", "SC_PHYS_PAGES")
+
+
+def _meminfo(field_name: str, sysconf_name: str) -> int:
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(field_name):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf(sysconf_name) * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 1 << 62  # unknown platform: do not guess a limit
 
@@ -67,7 +77,8 @@ def check_memory(count: int, channels: int, size: int, name: str) -> None:
         raise WorkbenchError([
             f"dataset {name}: {count:,} images at {size}x{size}x{channels} need {needed / 2**30:.1f} GiB in memory, "
             f"more than is free ({available_memory() / 2**30:.1f} GiB)",
-            "lower the image size (scale.resolution, recipe.progressive.image_size) or keep a subset with dataset.max_train_images",
+            "lower the image size (scale.resolution, recipe.progressive.image_size), keep a subset with dataset.max_train_images, "
+            "or stream the images from their files (dataset.storage=stream)",
         ])
 
 
@@ -131,6 +142,47 @@ def decode_file(path: str | Path, channels: int, size: int | None = None) -> tor
         return TF.pil_to_tensor(image.reduce(factor) if factor > 1 else image).contiguous()
     except Exception as exc:  # PIL raises OSError, SyntaxError, EOFError, struct.error, zlib.error, ... on bad files
         raise ValueError(error_reason(exc)) from None
+
+
+FAST_FORMATS = ("JPEG", "PNG", "WEBP")  # what torchvision.io.decode_image decodes without PIL
+
+
+def decode_fast(path: str | Path, channels: int) -> torch.Tensor:
+    """Decode an image file to uint8 [channels, H, W] with torchvision.io.decode_image (libjpeg-turbo, libpng,
+    libwebp; no PIL image in between), as the streaming path does for every sample; raises ValueError with the
+    reason when it cannot be read.
+
+    PIL reads the header first (the format, and its decompression-bomb check from the size alone); other formats
+    (BMP, TIFF, PGM, ...), images above LARGE_IMAGE_PIXELS and files decode_image refuses go through decode_file.
+    The pixels equal decode_file's for 8-bit PNG and lossless WebP and for JPEG with the same libjpeg; 16-bit PNGs
+    keep their top 8 bits as there; RGB to grayscale may differ by one level (libpng's weights, not PIL's).
+    """
+    try:
+        image = _torchvision_decode(path, channels)
+    except Exception:  # PIL's and torchvision's errors on bad files: PIL's decoder below names the reason
+        image = None
+    return decode_file(path, channels) if image is None else image
+
+
+def _torchvision_decode(path: str | Path, channels: int) -> torch.Tensor | None:
+    """decode_image's uint8 [channels, H, W], or None for what it should not decode (see decode_fast)."""
+    from PIL import Image
+    from torchvision.io import ImageReadMode, decode_image
+
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device named x.jpg would block the read
+        return None
+    data = Path(path).read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data)) as opened:
+            kind, pixels = opened.format, opened.width * opened.height
+    if kind not in FAST_FORMATS or pixels > LARGE_IMAGE_PIXELS:
+        return None
+    gray = channels == 1 and kind != "WEBP"  # libwebp decodes to colour only (to_channels converts)
+    image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.GRAY if gray else ImageReadMode.RGB)
+    if image.dtype != torch.uint8:  # 16-bit PNG
+        image = (image.to(torch.int32) >> 8).to(torch.uint8)
+    return to_channels(image, channels).contiguous()
 
 
 def pil_to_uint8(img, channels: int) -> torch.Tensor:

@@ -115,8 +115,10 @@ def dataset_root(cfg: DatasetConfig) -> Path:
     return Path(cfg.root).expanduser().resolve() if cfg.root else DEFAULT_ROOT.expanduser()
 
 
-def open_torchvision(cfg: DatasetConfig, name: str, entry: dict[str, Any], split: str, channels: int):
-    """Instantiate the registry entry's torchvision dataset class for one split, with no transform."""
+def open_torchvision(cfg: DatasetConfig, name: str, entry: dict[str, Any], split: str, channels: int,
+                     loader: Callable[[str], Any] | None = None):
+    """Instantiate the registry entry's torchvision dataset class for one split, with no transform. `loader`
+    replaces decoding for classes that read image files through a loader (the default decodes with decode_file)."""
     import torchvision.datasets
 
     cls = getattr(torchvision.datasets, entry["class"], None)
@@ -126,7 +128,7 @@ def open_torchvision(cfg: DatasetConfig, name: str, entry: dict[str, Any], split
     root = dataset_root(cfg)
     kwargs = dict(entry.get(split, {}))
     if "loader" in inspect.signature(cls).parameters:
-        kwargs["loader"] = lambda path: decode_file(path, channels)
+        kwargs["loader"] = loader or (lambda path: decode_file(path, channels))
     try:
         return cls(root=str(root), download=cfg.download, **kwargs)
     except (RuntimeError, OSError, ValueError) as exc:
@@ -159,6 +161,21 @@ def load_torchvision(cfg: DatasetConfig, name: str, entry: dict[str, Any], chann
     classes = class_names(train_set, entry, int(labels.max()) + 1 if len(labels) else 0)
     return ImageData(name=name, classes=classes, train_images=train_images, train_labels=train_labels,
                      val_images=val_images, val_labels=val_labels, skipped=decoder.skipped)
+
+
+def torchvision_files(cfg: DatasetConfig, name: str, entry: dict[str, Any], channels: int) -> tuple[list[str], Samples, Samples] | None:
+    """The classes and the (file path, class index) samples of both splits of a torchvision dataset that reads its
+    images from files (Imagenette, Flowers102, StanfordCars, ...), chosen as load_torchvision chooses them; None for
+    a dataset kept in array files (CIFAR, MNIST, SVHN). The files are listed, not read: the loader returns the path."""
+    datasets, splits = [], []
+    for split, seed, limit in (("train", cfg.split_seed, cfg.max_train_images), ("val", cfg.split_seed + 1, cfg.max_val_images)):
+        dataset = open_torchvision(cfg, name, entry, split, channels, loader=str)
+        if _array_images(dataset) is not None or (len(dataset) and not isinstance(dataset[0][0], str)):
+            return None
+        datasets.append(dataset)
+        splits.append([(path, int(label)) for path, label in (dataset[int(i)] for i in subset(np.arange(len(dataset)), limit, seed))])
+    count = 1 + max((label for samples in splits for _, label in samples), default=-1)
+    return class_names(datasets[0], entry, count), splits[0], splits[1]
 
 
 def extract(dataset, indices: np.ndarray, decoder: Decoder, what: str) -> tuple[torch.Tensor, torch.Tensor]:

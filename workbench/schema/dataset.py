@@ -37,6 +37,14 @@ class DatasetConfig(Strict):
         description="Keep a fixed random subset of the validation split (seeded by split_seed; at most 10^9 images).")
     disk_cache: bool = Field(default=True,
         description="Keep decoded uint8 tensors under ~/.cache/workbench/data (or $WORKBENCH_CACHE) for the next run.")
+    storage: Literal["memory", "stream", "auto"] = Field(default="auto", description=(
+        "memory: decode the whole dataset once into uint8 tensors (one copy per machine, shared by its trials); "
+        "stream: decode each training image from its file as batches are drawn (DataLoader workers; image folders and "
+        "file-based torchvision datasets), for datasets larger than memory; auto: memory while the decoded set fits "
+        "memory_budget_gib, else stream."))
+    memory_budget_gib: float | None = Field(default=None, gt=0, le=1e6, description=(
+        "storage auto: the most GiB the decoded set may take in memory; default half of the memory available when "
+        "the trial starts."))
 
     @model_validator(mode="before")
     @classmethod

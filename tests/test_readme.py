@@ -50,9 +50,15 @@ KEEP_DEFAULT_OUT = ("studies/search_v2s_space.json",)
 SEARCH_SHRINK = ["--set", "num_samples=11"]
 TIMEOUT = 600
 
+# `workbench latency table`: one short round per part and network, two networks to fit on and two to check (its --help).
+LATENCY_TABLE_SHRINK = ["--rounds", "1", "--min-run-time", "0.005", "--part-run-time", "0.002", "--fit", "2", "--holdout", "2"]
+# A search under a latency budget (search.latency_table given): 4 architectures, and a budget that a loaded machine's
+# shrunk table cannot push every draw over (the README's 1.1 ms is for a quiet 2-core VM and a full table).
+LATENCY_SEARCH_SHRINK = ["--set", "num_samples=4", "--set", "search.constraints.latency_ms.max=1000"]
 TRAIN_SHRINK = ["--set", "recipe.epochs=1", "--set", "dataset.max_train_images=100",
                 "--set", "dataset.max_val_images=100", "--set", "scale.resolution=16"]
 BENCH_SCRIPT_SHRINK = {  # their --help options
+    "bench/bench_latency.py": ["--count", "2", "--rounds", "1", "--min-run-time", "0.005", "--part-run-time", "0.002"],
     "bench/bench_progressive.py": ["--epochs", "4", "--min-size", "16", "--max-size", "24", "--width", "0.25",
                                    "--max-train-images", "64", "--max-val-images", "32", "--batch", "32"],
     "bench/bench_study_overhead.py": ["--trials", "2", "--trial-seconds", "1"],
@@ -136,7 +142,8 @@ def is_long(argv: list[str]) -> bool:
     if argv[0] != "workbench":
         return False
     sub = argv[1:3]
-    return argv[1] in ("train", "bench") or (sub in (["study", "run"], ["search", "run"]) and "--dry-run" not in argv)
+    return (argv[1] in ("train", "bench") or sub == ["latency", "table"]
+            or (sub in (["study", "run"], ["search", "run"]) and "--dry-run" not in argv))
 
 
 def shrink(argv: list[str], scratch: Path, index: int) -> list[str]:
@@ -145,12 +152,16 @@ def shrink(argv: list[str], scratch: Path, index: int) -> list[str]:
         return BENCH_SCRIPT_SHRINK[argv[1]]
     if argv[1] == "bench":
         return ["--steps", "1", "--warmup", "1", "--resolution", "32", "--batch", "4"]  # the later flag wins
+    if argv[1] == "latency":
+        return LATENCY_TABLE_SHRINK
     extra = list(TRAIN_SHRINK)
     if "recipe.progressive.enabled=true" in argv:
         extra[1] = "recipe.epochs=4"  # progressive learning needs an epoch per stage (4 by default)
     if argv[1] == "train":
         return extra
     extra = ["--set", "seeds=[0]"] + extra + (SEARCH_SHRINK if argv[1] == "search" else [])
+    if any(arg.startswith("search.latency_table=") for arg in argv):
+        extra += LATENCY_SEARCH_SHRINK
     if argv[3] not in KEEP_DEFAULT_OUT and "--out" not in argv:
         extra += ["--out", str(scratch_out(scratch, index))]
     return extra

@@ -72,6 +72,10 @@ class Protocol:
     def with_run_time(self, seconds: float) -> Protocol:
         return replace(self, min_run_time=seconds)
 
+    def label(self) -> str:
+        """The device and call, short: what a plot's axis or a table's title names."""
+        return f"{device_name(self.device)}, {self.runtime}, {self.threads} thread{'s' if self.threads > 1 else ''}"
+
     def describe(self) -> str:
         threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
         return (f"{device_name(self.device)}, {self.runtime}, batch {self.batch}, {threads}, torch {torch_version()} · median of "
@@ -219,8 +223,12 @@ def _time(subjects: list[Subject], protocol: Protocol, interval: bool, progress:
     torch.set_num_threads(protocol.threads)
     try:
         with tempfile.TemporaryDirectory(prefix="workbench-latency-") as workdir:
-            timers = [benchmark.Timer(stmt="step()", globals={"step": prepare(subject, protocol, Path(workdir))},
-                                      num_threads=protocol.threads) for subject in subjects]
+            timers = []
+            for index, subject in enumerate(subjects):
+                if progress and protocol.runtime != "eager" and index % 25 == 0:
+                    progress(f"preparing {index + 1} of {len(subjects)} for {protocol.runtime}")
+                timers.append(benchmark.Timer(stmt="step()", globals={"step": prepare(subject, protocol, Path(workdir))},
+                                              num_threads=protocol.threads))
             blocks = [_block_size(timer, protocol.warmup) for timer in timers]
             times: list[list[float]] = [[] for _ in timers]
             for round_index in range(protocol.rounds):

@@ -233,7 +233,7 @@ def measure_search(folder: Path, protocol: Protocol | None = None, *, use_cache:
                            "predicted_ms": t.predicted_ms if comparable else None,
                            "budget": budget_verdict(timing.median_ms, budget)}
     path = folder / trialdir.LATENCY
-    trialdir.write_json(path, {"device": protocol.describe(), "batch": protocol.batch, "protocol": protocol.as_dict(),
+    trialdir.write_json(path, {"device": protocol.label(), "batch": protocol.batch, "protocol": protocol.as_dict(),
                                "identity": protocol.identity(), "budget": budget, "tolerance": TOLERANCE,
                                "table": record.get("table"), "architectures": rows})
     return LatencyCheck(path, protocol, budget, rows, sum(not t.cached for t in timings))

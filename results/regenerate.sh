@@ -4,6 +4,8 @@
 #   bash results/regenerate.sh STUDY "MACHINE DESCRIPTION" "PLOT KINDS" "NOTE" ["NOTE"...]
 # e.g. PLOT KINDS "curves pareto edf"; the hardest-examples grid is drawn whenever predictions exist.
 # MARGINALS="hp.recipe.epochs hp.recipe.dropout" adds one table per field, pooling the grid's other points.
+# MIN_EFFECT=1.0 (percentage points for accuracies) is the difference the tables' seeds needed and equivalence ask
+# for (default: a study with adaptive seeds has its own min_effect; otherwise seeds needed are for the observed Δ).
 set -euo pipefail
 study=$1 machine=$2; read -r -a kinds <<< "$3"; shift 3
 notes=(); for note in "$@"; do notes+=(--note "$note"); done
@@ -17,12 +19,13 @@ if ! compgen -G "$dir/trials/*/" > /dev/null; then
   exit 2
 fi
 mkdir -p "$dir/figures"
-"$wb" results compare "$dir" --format markdown -o "$dir/README.md" --machine "$machine" "${notes[@]}"
+effect=(); [ -n "${MIN_EFFECT:-}" ] && effect=(--min-effect "$MIN_EFFECT")
+"$wb" results compare "$dir" "${effect[@]}" --format markdown -o "$dir/README.md" --machine "$machine" "${notes[@]}"
 {
   for field in ${MARGINALS:-}; do
     echo
-    "$wb" results compare "$dir" --by "$field" --format markdown | sed -n '/^| /,$p' | grep -v '^- '
-    echo "\`workbench results compare $dir --by $field\` (other grid points pooled as replicates)"
+    "$wb" results compare "$dir" --by "$field" "${effect[@]}" --format markdown | sed -n '/^| /,$p' | grep -v '^- '
+    echo "\`workbench results compare $dir --by $field${MIN_EFFECT:+ --min-effect $MIN_EFFECT}\` (other grid points pooled as replicates)"
   done
   echo
   echo "### Figures"

@@ -397,3 +397,21 @@ def test_one_metric_table_names_and_scales_every_metric():
     assert metrics.info("epoch_seconds").lower_is_better and not metrics.info("lr").percent  # rules for the rest
     assert metrics.info("reward").best_header == "reward ACC·(FLOPs/T)^w"
     assert metrics.flops_unit([3.9e8]) == (1e9, "GFLOPs") and metrics.flops_unit([5e7, 9e7]) == (1e6, "MFLOPs")
+
+
+def test_min_effect_sets_seeds_needed_and_the_equivalence_margin(tmp_path):
+    study = make_study(tmp_path, broken=False)
+    seeds = by_seed(study)
+    for effect, expected in ((50.0, "equivalent"), (1.0, "open")):
+        result = compare.compare(reader.load([study]), min_effect=effect)
+        rows = {(g.label.split(",")[0], g.key[1]): g for g in result.groups}
+        mbconv = rows[("v2s_mbconv", 0.01)]
+        assert result.verdict_word(mbconv) == expected  # not decided by Holm; its interval is ± 6 pp
+        assert result.verdict_word(rows[("v2s_shallow", 0.05)]) == "worse"  # a decided difference stays decided
+        base = seeds[("v2s_fused", 0.01)]
+        d = np.array([seeds[("v2s_mbconv", 0.01)][s] - base[s] for s in sorted(base)])
+        scaled = d - d.mean() + effect / 100  # the same spread, the asked-for mean: what seeds needed plans for
+        assert mbconv.seeds_needed == pairs_needed(scaled, 0.05 / result.tested)
+    assert "±50 pp" in tables.legend(compare.compare(reader.load([study]), min_effect=50.0))
+    with pytest.raises(WorkbenchError, match="--min-effect must be a positive number"):
+        compare.compare(reader.load([study]), min_effect=-1)

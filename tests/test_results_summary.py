@@ -178,6 +178,7 @@ def test_regenerate_refuses_a_clone_and_rebuilds_from_trial_folders(tmp_path):
     assert rebuilt.returncode == 0, rebuilt.stderr
     table = (run / "README.md").read_text()
     assert "Machine: fixture box" in table and "Produced by: fixture" in table and "| v2s_fused |" in table
+    assert "| test | p | p Holm | g (95 % CI) | seeds needed | verdict |" in table and "| paired (3) |" in table
     assert all((run / "figures" / f"{kind}.png").stat().st_size for kind in ("curves", "pareto", "edf"))
 
 

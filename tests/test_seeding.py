@@ -150,3 +150,19 @@ def test_the_variants_of_a_study_train_on_the_same_data_draws_at_each_seed(tmp_p
         assert {j["recipe"]["seed"] for j in jobs} == {seed}
         assert all(j["dataset"] == jobs[0]["dataset"] for j in jobs)
         assert all(j["recipe"]["augment"] == jobs[0]["recipe"]["augment"] for j in jobs)
+
+
+def test_a_row_without_a_complete_look_is_open_and_says_why(tmp_path):
+    prepared = prepare(write_study(tmp_path), out=str(tmp_path / "res"))
+    folder = prepared.folder
+    write_json(folder / "study.json", prepared.resolved)
+    by_id = {t.trial_id: t for t in prepared.trials}
+    for trial_id in ("base-s0", "base-s1", "same-s0", "other-s0", "other-s1"):
+        finish(folder, by_id[trial_id], RESULTS[by_id[trial_id].variant][by_id[trial_id].seed])
+    result = compare.compare(reader.load([folder]))
+    rows = {r["variant"]: r for r in result.rows()}
+    assert rows["same"]["verdict"] == "open" and rows["other"]["test"] == "paired"
+    assert "adaptive: same has no complete look yet (seeds 0-1 of it and of its baseline have not all ended): " \
+           "open until they have" in result.notes
+    # `same` finishes its first round; `other`, whose first look is complete and open, goes on with the baseline
+    assert ids(seeding.next_round(prepared.study, prepared.trials, folder).trials) == ["base-s2", "same-s1", "other-s2"]

@@ -76,3 +76,25 @@ def test_adaptive_study_continues_its_rounds_after_the_driver_is_killed(tmp_path
     # 3. Run again: every trial had finished, nothing trains (no Ray start either).
     again = run_study(path, out=str(out), display=False)
     assert again.rounds == 0 and sorted(again.skipped) == sorted(f"{v}-s{s}" for v, runs in seeds.items() for s in runs)
+
+
+def test_the_shipped_adaptive_study_runs_shrunk(tmp_path):
+    """studies/shallow_sd_adaptive.json as its description shrinks it: every variant ends between initial and max
+    seeds, each compared row carries a verdict, and the table counts the trials saved."""
+    from workbench.results import compare, reader, tables
+
+    path = ROOT / "studies" / "shallow_sd_adaptive.json"
+    sets = ["recipe.epochs=1", 'seeds={"initial": 2, "max": 3, "min_effect": 1.0}', "dataset.max_train_images=100",
+            "dataset.max_val_images=100", "scale.resolution=16"]
+    outcome = run_study(path, sets, out=str(tmp_path / "res"), display=False)
+    assert not outcome.interrupted and not outcome.failed and 1 <= outcome.rounds <= 2
+    result = compare.compare(reader.load([tmp_path / "res"]))
+    assert len(result.groups) == 5
+    for g in result.groups:
+        assert 2 <= g.best.n <= 3 and not g.incomplete
+        assert g.is_baseline or result.verdict_word(g) in ("better", "worse", "equivalent", "open")
+    baseline = next(g for g in result.groups if g.is_baseline)
+    assert baseline.best.n == max(g.best.n for g in result.groups)
+    [run] = result.adaptive
+    assert run.trials == sum(g.best.n for g in result.groups) and run.at_max == 15
+    assert f"{run.saved} saved" in tables.markdown(result)

@@ -19,7 +19,8 @@ power family, rho = 2; the first look takes (initial/max)^2), and a row's sequen
 of p_k / f(k). By the union bound, P(sequential p <= a) <= sum of a * f(k) = a under the null, whatever rule chose
 the looks, so it stays valid when undecided rows continue and decided ones stop; Holm's step-down on these p-values
 then bounds the family-wise error of every higher/lower verdict of the study (closed testing of weighted Bonferroni
-tests). Adjusted p-values only fall as looks are added, so a row decided in a round stays decided at the end. The
+tests; every compared row is in the family from the start, one without a p as p = 1). Adjusted p-values only fall
+as looks are added, so a row decided in a round stays decided at the end. The
 equivalence interval is the intersection over the looks of the two-sided 1 - 2 alpha f(k) / m intervals (two
 one-sided tests at alpha f(k) / m each, m rows): it errs on any row at any look with probability at most alpha.
 A fixed list of seeds is the one-look case, f = 1: Holm on the plain p-values.
@@ -276,7 +277,7 @@ def test_values(values: SeedValues | Sequence[float]) -> list[float]:
 class Verdict:
     verdict: str  # HIGHER, LOWER, EQUIVALENT or OPEN
     p: float | None  # the row's sequential p-value (fixed design: its p)
-    p_holm: float | None  # Holm-adjusted across the rows with a p-value
+    p_holm: float | None  # Holm-adjusted across the rows (None for a row without a p of its own)
     eq_low: float | None = None  # the equivalence interval (see the module docstring)
     eq_high: float | None = None
 
@@ -289,7 +290,7 @@ class Verdict:
 class Family:
     verdicts: list[Verdict]
     alpha: float
-    tested: int  # m: rows with a p-value, the size of Holm's family
+    tested: int  # m: the rows compared, the size of Holm's family
     designs: list[Design] = field(default_factory=list)
 
 
@@ -306,13 +307,14 @@ def decide(rows: Sequence[RowLooks], designs: Sequence[Design], alpha: float) ->
     """Each row's verdict: Holm across the rows on their (sequential) p-values, at level `alpha`; equivalence from
     each row's own design's min_effect."""
     ps = [row.p for row in rows]
-    tested = [i for i, p in enumerate(ps) if p is not None]
-    adjusted = dict(zip(tested, holm([ps[i] for i in tested])))
-    m = max(1, len(tested))
+    # Every compared row belongs to the family from its first round on, one without a p (fewer than two pairs, or
+    # no spread at all) as p = 1: the family, and with it each row's level, stays the same from round to round.
+    adjusted = holm([1.0 if p is None else p for p in ps])
+    m = max(1, len(rows))
     verdicts = []
     for i, (row, design) in enumerate(zip(rows, designs)):
         eq = _equivalence_interval(row, alpha, m)
-        p_holm = adjusted.get(i)
+        p_holm = None if ps[i] is None else adjusted[i]
         if p_holm is not None and p_holm <= alpha:
             verdict = HIGHER if row.deciding.test.diff > 0 else LOWER
         elif eq is not None and design.min_effect is not None and -design.min_effect < eq[0] and eq[1] < design.min_effect:
@@ -320,7 +322,7 @@ def decide(rows: Sequence[RowLooks], designs: Sequence[Design], alpha: float) ->
         else:
             verdict = OPEN
         verdicts.append(Verdict(verdict, ps[i], p_holm, *(eq or (None, None))))
-    return Family(verdicts, alpha, len(tested), list(designs))
+    return Family(verdicts, alpha, len(rows), list(designs))
 
 
 def _equivalence_interval(row: RowLooks, alpha: float, m: int) -> tuple[float, float] | None:

@@ -262,10 +262,11 @@ def study_designs(studies: list[StudyRecord], metric: str, alpha: float, min_eff
 
 
 def judge(compared: list[tuple[Group, Group]], designs: dict[str, Design], pick, confidence: float,
-          min_effect: float | None, effect_sizes: bool = True) -> Family | None:
+          min_effect: float | None, effect_sizes: bool = True, notes: list[str] | None = None) -> Family | None:
     """Each compared row's difference, Hedges' g, verdict and seeds needed. A row of an adaptive study whose seeds
     pair with its baseline is judged on its looks (the study's sequential design), any other on its finished seeds.
-    `min_effect` (stored units) is the fixed rows' equivalence margin and the effect seeds needed asks for."""
+    `min_effect` (stored units) is the fixed rows' equivalence margin and the effect seeds needed asks for; `notes`
+    gets a line for adaptive rows that have no complete look yet."""
     fixed = Design(alpha=1 - confidence, min_effect=min_effect)
     rows: list[RowLooks] = []
     row_designs: list[Design] = []
@@ -280,6 +281,9 @@ def judge(compared: list[tuple[Group, Group]], designs: dict[str, Design], pick,
         rows.append(looks_of(values, base_values, design, confidence))
         row_designs.append(design)
         inputs.append((values, base_values))
+        if design.adaptive and not rows[-1].complete and notes is not None:
+            notes.append(f"{g.study}: {g.label} has no complete look yet (seeds 0-{design.initial - 1} of it and of "
+                         f"its baseline have not all ended): open until they have")
     if not rows:
         return None
     alphas = sorted({d.alpha for d in row_designs if d.adaptive})
@@ -369,7 +373,7 @@ def compare(studies: list[StudyRecord], metric: str = "val_top1", by: str | list
     per_study, compared = _apply_baselines(groups, chosen)
     designs = study_designs(studies, metric, 1 - confidence, min_effect)
     stored_effect = None if min_effect is None else min_effect / metrics.info(metric).scale
-    family = judge(compared, designs, pick, confidence, stored_effect, effect_sizes)
+    family = judge(compared, designs, pick, confidence, stored_effect, effect_sizes, notes)
     notes.extend(_design_notes(studies, metric, delta_on, compared))
     for s in studies:
         notes.extend(f"{s.name}: {p}" for p in s.problems)

@@ -115,8 +115,9 @@ def legend(c: Comparison) -> str:
         "per-seed difference removes that shared noise), else the Welch t interval (Welch–Satterthwaite dof); "
         "test names which, with the number of pairs; needs ≥ 2 seeds (pairs)",
         "p: two-sided p of that test, this row alone",
-        f"p Holm: p adjusted by Holm's method across the {c.tested} {'row' if c.tested == 1 else 'rows'} with a p "
-        "(statsmodels' multipletests), which bounds the chance that any row looks significant by luck",
+        f"p Holm: p adjusted by Holm's method across the {c.tested} {'row' if c.tested == 1 else 'rows'} compared "
+        "(statsmodels' multipletests; a row without a p counts as p = 1), which bounds the chance that any row "
+        "looks significant by luck",
         f"g: Hedges' g, Δ over the pooled seed-to-seed std of the two rows (small-sample corrected), with its {level} "
         "noncentral-t interval",
         f"seeds needed: seeds (pairs for a paired row) a fixed-seed study needs for {stats.POWER * 100:g} % power to detect "

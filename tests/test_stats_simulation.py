@@ -64,3 +64,33 @@ def test_the_benchmark_prints_its_table(capsys):
     lines = [line for line in out.splitlines() if line.startswith(("fixed", "adaptive"))]
     assert "FWER (null)" in out and "adaptive, 3 to 5 seeds" in lines[-1]
     assert len(lines) == 6 and all(line.count(" ± ") == 2 for line in lines)  # 3 settings x 2 noises: FWER, power
+
+
+def test_the_simulation_reads_like_trial_folders_through_the_cli(tmp_path, workbench_cli):
+    """The benchmark builds its studies in memory; written as trial folders and read by `workbench results compare`,
+    the same values give the same verdicts, fixed and adaptive."""
+    import json
+
+    from tests.fixtures_results import write_trial
+
+    rng = np.random.default_rng(17)
+    design = sequential.Design.of(ADAPTIVE, "val_top1")
+    seen = set()
+    cases = [(list(range(4)), 0.0), (ADAPTIVE, 0.0), (ADAPTIVE, 4.0 * bench.SIGMA), (list(range(4)), 4.0 * bench.SIGMA)]
+    for index, (spec, effect) in enumerate(cases):
+        values = bench.draw(rng, 3, 4 if isinstance(spec, list) else ADAPTIVE["max"], effect, False)
+        run = bench.fixed(values) if isinstance(spec, list) else bench.adaptive(values, design)
+        folder = tmp_path / f"sim{index}"
+        (folder / "trials").mkdir(parents=True)
+        (folder / "study.json").write_text(json.dumps({"name": "sim", "baseline": bench.BASELINE, "seeds": spec,
+                                                       "variants": [{"name": v} for v in run]}))
+        for variant, by_seed in run.items():
+            for seed, value in by_seed.items():
+                write_trial(folder / "trials" / f"{variant}-s{seed}", variant=variant, seed=seed, val_top1=[value],
+                            study="sim")
+        code, out, err = workbench_cli("results", "compare", folder, "--format", "json")
+        assert code == 0, err
+        shown = [r["verdict"] for r in json.loads(out)["rows"] if not r["is_baseline"]]
+        assert shown == bench.verdicts_of(run, spec, 0.05)[0]
+        seen.update(shown)
+    assert seen == {"open", "better"}

@@ -4,14 +4,16 @@ transforms_factory), parameters drawn per image with torchvision.transforms.v2's
     augment = train_augment(recipe.augment, stage, cache_size=32, hflip=True, channels=3, num_classes=10, normalize=normalize)
     inputs, targets = augment(images, labels, draws)   # uint8 batch on the device -> normalised float, soft targets
 
-In order, as torchvision's per-image pipeline had them: RandomResizedCrop (or a resize) from the cached size to the
-stage size, horizontal flip, ColorJitter, RandAugment; then normalisation and MixUp/CutMix (targets become soft).
+In order, as torchvision's reference pipeline has them: RandomResizedCrop (or a resize) from the cached size to the
+stage size, horizontal flip, ColorJitter, the automatic augmentation policy (RandAugment, TrivialAugmentWide or
+AutoAugment's ImageNet policy); then normalisation, RandomErasing and MixUp/CutMix (targets become soft).
 
-`sample` draws every parameter on the CPU from the epoch's generators (workbench.data.draws), with the algorithm of
-the torchvision transform it stands for (RandomResizedCrop.make_params, RandomHorizontalFlip, ColorJitter.make_params,
-RandAugment.forward, MixUp/CutMix.make_params, RandomChoice), one draw per image; `apply` computes the pixels in float
-on the batch's device (workbench.data.batch_ops). Keeping the two apart lets the tests check the distributions the
-recipes promise on the parameters themselves.
+`sample` draws every parameter on the CPU from the epoch's generators (workbench.data.draws), each augmentation from a
+generator kind of its own, with the algorithm of the torchvision transform it stands for
+(RandomResizedCrop.make_params, RandomHorizontalFlip, ColorJitter.make_params, RandAugment.forward,
+TrivialAugmentWide.forward, AutoAugment.forward, RandomErasing.make_params, MixUp/CutMix.make_params, RandomChoice),
+one draw per image; `apply` computes the pixels in float on the batch's device (workbench.data.batch_ops). Keeping
+the two apart lets the tests check the distributions the recipes promise on the parameters themselves.
 
 Why not kornia.augmentation, which samples per image on CPU and GPU alike: its RandAugment applies the same n
 operations to the whole batch, drawn without replacement from 15 operations with magnitude ranges of its own (no
@@ -26,17 +28,21 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torchvision.transforms.v2 import InterpolationMode
 
 from workbench.data import batch_ops
 from workbench.data.draws import EpochDraws
-from workbench.data.policies import RANDAUGMENT_OPS, apply_op, randaugment_magnitudes
+from workbench.data.policies import (AUTOAUGMENT, AUTOAUGMENT_BINS, AUTOAUGMENT_IMAGENET, IDENTITY, POLICY_OPS, RANDAUGMENT,
+                                     RANDAUGMENT_BINS, RANDAUGMENT_OPS, TRIVIAL_AUGMENT_BINS, TRIVIAL_AUGMENT_WIDE, apply_op,
+                                     magnitude_table)
 from workbench.data.transforms import Normalizer
-from workbench.schema.recipe import Augment
+from workbench.schema.recipe import Augment, RandomErasing
 
 CROP_RATIO = (3 / 4, 4 / 3)  # RandomResizedCrop's default aspect-ratio range
 CROP_TRIES = 10  # RandomResizedCrop's attempts before its central-crop fallback
+ERASE_TRIES = 10  # RandomErasing's attempts before it leaves the image as it is
 FLIP_P = 0.5
-IDENTITY = RANDAUGMENT_OPS.index("Identity")
+SIGN_P = 0.5  # the policies negate a signed magnitude when torch.rand(()) <= 0.5
 
 
 @dataclass(frozen=True)
@@ -69,9 +75,27 @@ class JitterParams:
 
 
 @dataclass
-class RandAugmentParams:
-    ops: torch.Tensor  # long [N, num_ops]: indices into policies.RANDAUGMENT_OPS
-    magnitudes: torch.Tensor  # float64 [N, num_ops]: signed magnitudes (0 for operations without one)
+class PolicyParams:
+    """The operations an automatic-augmentation policy gives each image, slot after slot."""
+
+    ops: torch.Tensor  # long [N, slots]: indices into policies.POLICY_OPS (Identity where a slot does nothing)
+    magnitudes: torch.Tensor  # float64 [N, slots]: signed magnitudes (0 for operations without one)
+    bins: torch.Tensor | None = None  # long [N, slots]: the magnitude bins drawn (TrivialAugmentWide, AutoAugment)
+
+
+RandAugmentParams = PolicyParams  # RandAugment's ops index RANDAUGMENT_OPS too, the first entries of POLICY_OPS
+
+
+@dataclass
+class ErasingParams:
+    """RandomErasing boxes in pixels of the stage-size image, one per image; `erased` false: the image is left alone."""
+
+    erased: torch.Tensor  # bool [N]
+    top: torch.Tensor  # long [N]
+    left: torch.Tensor
+    height: torch.Tensor
+    width: torch.Tensor
+    noise_seed: int | None  # value 'random': the seed of the noise, drawn on the batch's device
 
 
 @dataclass
@@ -89,8 +113,16 @@ class AugmentParams:
     crop: CropParams | None
     flip: torch.Tensor | None  # bool [N]
     jitter: JitterParams | None
-    randaugment: RandAugmentParams | None
+    randaugment: PolicyParams | None
     mix: MixParams | None
+    trivial_wide: PolicyParams | None = None
+    auto_augment: PolicyParams | None = None
+    erasing: ErasingParams | None = None
+
+    @property
+    def policy(self) -> PolicyParams | None:
+        """The automatic augmentation's operations (one policy at most is on)."""
+        return self.randaugment or self.trivial_wide or self.auto_augment
 
 
 # --- sampling (CPU, from the epoch's generators) --------------------------------------------------
@@ -149,14 +181,70 @@ def sample_jitter(count: int, strength: float, channels: int, generator: torch.G
 
 
 def sample_randaugment(count: int, num_ops: int, magnitude: int, height: int, width: int,
-                       generator: torch.Generator) -> RandAugmentParams:
+                       generator: torch.Generator) -> PolicyParams:
     """RandAugment.forward per image: `num_ops` operations, each uniform over the 14 of the policy, at bin
     `magnitude` of 31, negated with probability 1/2 where the operation is signed."""
-    values, signed = randaugment_magnitudes(magnitude, height, width)
+    _, table, signed = magnitude_table(RANDAUGMENT, RANDAUGMENT_BINS, height, width)
+    values = table[:, magnitude]
     ops = torch.randint(len(RANDAUGMENT_OPS), (count, num_ops), generator=generator)
-    negate = torch.rand(count, num_ops, generator=generator) <= 0.5  # torchvision: torch.rand(()) <= 0.5
+    negate = torch.rand(count, num_ops, generator=generator) <= SIGN_P
     magnitudes = torch.where(signed[ops] & negate, -values[ops], values[ops])
-    return RandAugmentParams(ops, magnitudes)
+    return PolicyParams(ops, magnitudes)
+
+
+def sample_trivial_wide(count: int, height: int, width: int, generator: torch.Generator) -> PolicyParams:
+    """TrivialAugmentWide.forward per image: one operation uniform over its 14, a magnitude bin uniform over 31,
+    negated with probability 1/2 where the operation is signed (three draws per image, whichever operation)."""
+    op_index, table, signed = magnitude_table(TRIVIAL_AUGMENT_WIDE, TRIVIAL_AUGMENT_BINS, height, width)
+    choice = torch.randint(len(op_index), (count, 1), generator=generator)
+    bins = torch.randint(TRIVIAL_AUGMENT_BINS, (count, 1), generator=generator)
+    negate = torch.rand(count, 1, generator=generator) <= SIGN_P
+    values = table[choice, bins]
+    return PolicyParams(op_index[choice], torch.where(signed[choice] & negate, -values, values), bins)
+
+
+def autoaugment_imagenet_table() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """AUTOAUGMENT_IMAGENET as tensors [25, 2]: operation (index into POLICY_OPS), probability, magnitude bin (0 where none)."""
+    ops = torch.tensor([[POLICY_OPS.index(name) for name, _, _ in pair] for pair in AUTOAUGMENT_IMAGENET])
+    probabilities = torch.tensor([[p for _, p, _ in pair] for pair in AUTOAUGMENT_IMAGENET], dtype=torch.float64)
+    bins = torch.tensor([[b or 0 for _, _, b in pair] for pair in AUTOAUGMENT_IMAGENET])
+    return ops, probabilities, bins
+
+
+def sample_auto_augment(count: int, height: int, width: int, generator: torch.Generator) -> PolicyParams:
+    """AutoAugment(IMAGENET).forward per image: a sub-policy uniform over the 25; each of its two operations applied
+    when a uniform draw is <= its probability (else Identity), at its bin of 10, negated with probability 1/2 where
+    signed."""
+    policy_ops, probabilities, policy_bins = autoaugment_imagenet_table()
+    space_ops, table, signed = magnitude_table(AUTOAUGMENT, AUTOAUGMENT_BINS, height, width)
+    row = torch.full((len(POLICY_OPS),), -1, dtype=torch.long)
+    row[space_ops] = torch.arange(len(space_ops))  # POLICY_OPS index -> row of the AutoAugment table
+    choice = torch.randint(len(AUTOAUGMENT_IMAGENET), (count,), generator=generator)
+    applied = torch.rand(count, 2, dtype=torch.float64, generator=generator) <= probabilities[choice]
+    negate = torch.rand(count, 2, generator=generator) <= SIGN_P
+    ops, bins = policy_ops[choice], policy_bins[choice]
+    values = table[row[ops], bins]
+    magnitudes = torch.where(signed[row[ops]] & negate, -values, values)
+    return PolicyParams(torch.where(applied, ops, IDENTITY), torch.where(applied, magnitudes, 0.0), bins)
+
+
+def sample_erasing(count: int, height: int, width: int, erasing: RandomErasing, generator: torch.Generator) -> ErasingParams:
+    """RandomErasing.make_params per image: erased with probability p; up to 10 tries of an area uniform in `scale`
+    times the image's and an aspect ratio log-uniform in `ratio` (height = sqrt(area x ratio)); the first box
+    strictly smaller than the image wins, at a uniform position; none fits: the image is left as it is."""
+    erased = torch.rand(count, dtype=torch.float64, generator=generator) < erasing.p  # torchvision skips when rand >= p
+    log_ratio = torch.tensor(erasing.ratio, dtype=torch.float64).log()
+    area = height * width * torch.empty(count, ERASE_TRIES, dtype=torch.float64).uniform_(*erasing.scale, generator=generator)
+    aspect = torch.empty(count, ERASE_TRIES, dtype=torch.float64).uniform_(float(log_ratio[0]), float(log_ratio[1]),
+                                                                              generator=generator).exp()
+    h, w = (area * aspect).sqrt().round(), (area / aspect).sqrt().round()
+    fits = (h < height) & (w < width)
+    first = fits.int().argmax(1, keepdim=True)
+    h, w = h.gather(1, first).squeeze(1), w.gather(1, first).squeeze(1)
+    position = torch.rand(count, 2, dtype=torch.float64, generator=generator)
+    top, left = (position[:, 0] * (height - h + 1)).floor(), (position[:, 1] * (width - w + 1)).floor()
+    noise_seed = int(torch.randint(2**62, (1,), generator=generator)) if erasing.value == "random" else None
+    return ErasingParams(erased & fits.any(1), top.long(), left.long(), h.long(), w.long(), noise_seed)
 
 
 def beta_quantile(alpha: float, u: float) -> float:
@@ -196,19 +284,31 @@ class BatchAugment:
         self.augment, self.stage = augment, stage
         self.cache_size, self.hflip, self.channels, self.num_classes = cache_size, hflip, channels, num_classes
         self.normalize = normalize
+        self.interpolation = InterpolationMode(augment.policy_interpolation)
 
     @property
     def size(self) -> int:
         return self.stage.image_size
 
+    @property
+    def policy(self) -> str:
+        """The automatic augmentation of this stage: auto_augment, or (null) RandAugment when the stage has a magnitude."""
+        if self.augment.auto_augment is not None:
+            return self.augment.auto_augment
+        return "none" if self.stage.randaugment is None else "randaugment"
+
     def sample(self, count: int, draws: EpochDraws) -> AugmentParams:
-        augment, stage, size = self.augment, self.stage, self.size
+        augment, stage, size, policy = self.augment, self.stage, self.size, self.policy
         return AugmentParams(
             crop=sample_crops(count, self.cache_size, self.cache_size, augment.crop_scale, draws["crop"]) if augment.random_resized_crop else None,
             flip=sample_flips(count, draws["flip"]) if self.hflip else None,
             jitter=sample_jitter(count, augment.color_jitter, self.channels, draws["jitter"]) if augment.color_jitter > 0 else None,
-            randaugment=(None if stage.randaugment is None else
-                         sample_randaugment(count, augment.randaugment_ops, stage.randaugment, size, size, draws["randaugment"])),
+            randaugment=(sample_randaugment(count, augment.randaugment_ops, stage.randaugment, size, size, draws["randaugment"])
+                         if policy == "randaugment" else None),
+            trivial_wide=sample_trivial_wide(count, size, size, draws["trivial_wide"]) if policy == "trivial_wide" else None,
+            auto_augment=sample_auto_augment(count, size, size, draws["auto_augment"]) if policy == "imagenet" else None,
+            erasing=(None if augment.random_erasing is None else
+                     sample_erasing(count, size, size, augment.random_erasing, draws["erasing"])),
             mix=sample_mix(stage.mixup, augment.cutmix, size, size, draws["mix"]),
         )
 
@@ -230,20 +330,33 @@ class BatchAugment:
             x = batch_ops.flip(x, to_device(params.flip, device))
         if params.jitter is not None:
             x = batch_ops.color_jitter(x, to_device(params.jitter.factors, device), to_device(params.jitter.order, device))
-        if params.randaugment is not None:
-            x = self._randaugment(x, params.randaugment)
+        if params.policy is not None:
+            x = self._policy(x, params.policy)
         x = self.normalize.normalize(x)
+        if params.erasing is not None:
+            x = self._erase(x, params.erasing)
         targets = labels
         if params.mix is not None:
             x, targets = self._mix(x, labels, params.mix)
         return x.contiguous(memory_format=self.normalize.memory_format), targets
 
-    def _randaugment(self, x: torch.Tensor, params: RandAugmentParams) -> torch.Tensor:
+    def _policy(self, x: torch.Tensor, params: PolicyParams) -> torch.Tensor:
         for slot in range(params.ops.shape[1]):
             groups, index = group_rows(params.ops[:, slot], params.magnitudes[:, slot])
             x = batch_ops.apply_grouped(x, groups, to_device(index, x.device),
-                                        lambda sub, key: apply_op(sub, RANDAUGMENT_OPS[key[0]], key[1]))
+                                        lambda sub, key: apply_op(sub, POLICY_OPS[key[0]], key[1], self.interpolation))
         return x
+
+    def _erase(self, x: torch.Tensor, params: ErasingParams) -> torch.Tensor:
+        boxes = torch.stack([params.top, params.left, params.height, params.width], 1)
+        boxes = torch.where(params.erased[:, None], boxes, torch.zeros_like(boxes))  # an empty box leaves the image alone
+        value = self.augment.random_erasing.value
+        if params.noise_seed is not None:
+            generator = torch.Generator(device=x.device).manual_seed(params.noise_seed)
+            fill = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        else:
+            fill = torch.tensor(value if isinstance(value, list) else [value], dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return batch_ops.erase(x, to_device(boxes, x.device), fill)
 
     def _mix(self, x: torch.Tensor, labels: torch.Tensor, mix: MixParams) -> tuple[torch.Tensor, torch.Tensor]:
         targets = torch.nn.functional.one_hot(labels, self.num_classes).float()

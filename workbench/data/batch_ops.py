@@ -80,6 +80,17 @@ def apply_grouped(images: torch.Tensor, groups: list[tuple[object, int, int]], i
     return images
 
 
+def erase(images: torch.Tensor, boxes: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """torchvision's erase with a box per image: rows top .. top + height - 1 and columns left .. left + width - 1
+    (boxes: long [N, 4] of top, left, height, width; an empty box leaves its image alone) set to `fill`, which
+    broadcasts to the batch (one value per channel, or noise per pixel)."""
+    rows = torch.arange(images.shape[-2], device=images.device).view(1, -1, 1)
+    cols = torch.arange(images.shape[-1], device=images.device).view(1, 1, -1)
+    top, left, height, width = (boxes[:, i].view(-1, 1, 1) for i in range(4))
+    inside = (rows >= top) & (rows < top + height) & (cols >= left) & (cols < left + width)
+    return torch.where(inside[:, None], fill, images)
+
+
 def mixup(images: torch.Tensor, targets: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
     """torchvision's MixUp: each image and target blended with its predecessor in the batch (roll by one)."""
     return (images.roll(1, 0).mul_(1.0 - lam).add_(images.mul(lam)),

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-KINDS = ("order", "crop", "flip", "jitter", "randaugment", "mix")
+# New kinds go at the end: a kind's index is part of its seed, so the streams of the existing ones stay as they were.
+KINDS = ("order", "crop", "flip", "jitter", "randaugment", "mix", "trivial_wide", "auto_augment", "erasing")
 
 
 def stream_seed(seed: int, epoch: int, kind: str) -> int:

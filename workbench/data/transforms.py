@@ -37,6 +37,12 @@ class Normalizer:
         return images.sub_(self.mean).div_(self.std)
 
 
-def eval_images(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Validation images at the evaluation size (resized once, not per epoch)."""
-    return square_batch(images, size)
+def eval_images(images: torch.Tensor, size: int, crop: int | None = None) -> torch.Tensor:
+    """Validation images at the evaluation size (resized once, not per epoch): the shorter side resized to `size`,
+    then the centre `crop` x `crop` (torchvision's eval preset, Resize then CenterCrop; None: no crop)."""
+    resized = square_batch(images, size)
+    if crop is None or crop == size:
+        return resized
+    from torchvision.transforms.v2 import functional as F
+
+    return F.center_crop(resized, [crop, crop]).contiguous()

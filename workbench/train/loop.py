@@ -22,14 +22,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from workbench import trialdir as files
 from workbench.complexity import analytic_cost
 from workbench.model import build_model, set_dropout, set_stochastic_depth
 from workbench.data import cache_size_for, dataset_defaults, load_dataset
 from workbench.data.augment import BatchAugment, StageAugment, train_augment
-from workbench.data.batches import batch_order, train_batches
+from workbench.data.batches import step_batches, steps_per_epoch, train_batches
 from workbench.data.draws import EpochDraws
 from workbench.data.transforms import Normalizer, eval_images
 from workbench.errors import WorkbenchError
@@ -38,6 +37,7 @@ from workbench.schema.recipe import TrainJob
 from workbench.train.trial_files import load_checkpoint, publish_best, save_checkpoint, write_predictions
 from workbench.train.device import Execution, reproducible, resolve_execution, thread_count
 from workbench.train.display import Display
+from workbench.train.ema import ModelEma
 from workbench.train.failures import record_failure
 from workbench.train.optim import LRSchedule, build_optimizer
 from workbench.train.progressive import Stage, largest_image_size, plan_stages, stage_of
@@ -91,6 +91,10 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 class Trainer:
+    # Data-parallel workers and this one's rank: data-parallel training sets them per worker; the epoch's batches are
+    # then this worker's share (workbench.data.batches.step_batches) and global_batch_size is split over `workers`.
+    workers, rank = 1, 0
+
     def __init__(self, job: TrainJob, folder: Path, execution: Execution, display: Display, trial: dict[str, Any] | None):
         self.job, self.folder, self.exe, self.display = job, folder, execution, display
         self.recipe = job.recipe
@@ -114,19 +118,24 @@ class Trainer:
 
     def _load_data(self) -> None:
         channels = self.arch.in_channels
-        cache_size = cache_size_for(self.job.dataset, channels, largest_image_size(self.stages, self.arch))
+        self.eval_resize, self.eval_size = self.job.eval_sizes
+        needed = max(largest_image_size(self.stages, self.arch), self.eval_resize)
+        cache_size = cache_size_for(self.job.dataset, channels, needed)
         self.data = load_dataset(self.job.dataset, channels, cache_size)
         if len(self.data.train_images) == 0 or len(self.data.val_images) == 0:
             raise WorkbenchError(f"dataset {self.data.name}: the train or val split is empty "
                                  f"({len(self.data.train_images)} train / {len(self.data.val_images)} val images)")
         hflip = self.recipe.augment.hflip
         self.hflip = dataset_defaults(self.job.dataset).get("hflip", True) if hflip is None else hflip
-        self.val_x = eval_images(self.data.val_images, self.arch.resolution.eval_size)
+        self.val_x = eval_images(self.data.val_images, self.eval_resize, self.eval_size)
         self.val_y = self.data.val_labels
         self.normalize = Normalizer(channels, self.exe.device, self.exe.memory_format)
-        n, batch = len(self.data.train_images), self.recipe.batch_size
-        self.drop_last = n > batch  # a last batch of one image would break batch norm
-        self.steps_per_epoch = n // batch if self.drop_last else 1
+        try:
+            self.accumulation = self.recipe.accumulation_steps(self.workers)
+        except ValueError as exc:
+            raise WorkbenchError([f"recipe: {exc}", "set global_batch_size to a multiple of batch_size x workers"]) from None
+        # Full optimiser steps only: a last batch of one image would break batch norm.
+        self.steps_per_epoch = steps_per_epoch(len(self.data.train_images), self.recipe.batch_size, self.workers * self.accumulation)
 
     def _build_model(self) -> None:
         torch.manual_seed(self.recipe.seed)
@@ -137,8 +146,9 @@ class Trainer:
         self.model.to(self.exe.device, memory_format=self.exe.memory_format)
         self.optimizer = build_optimizer(self.model, self.recipe.optimizer)
         self.schedule = LRSchedule(self.optimizer, self.recipe.schedule, self.steps_per_epoch, self.recipe.epochs)
-        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.recipe.ema_decay), use_buffers=True)
-                    if self.recipe.ema_decay else None)
+        ema = self.recipe.ema_settings
+        self.ema = (ModelEma(self.model, ema, global_batch=self.recipe.global_batch(self.workers), epochs=self.recipe.epochs)
+                    if ema is not None else None)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.exe.amp_dtype == torch.float16)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.recipe.label_smoothing)
         # The compiled module shares its parameters with self.model, whose state dict (no "_orig_mod." prefix) the
@@ -154,9 +164,11 @@ class Trainer:
             "num_classes": self.data.num_classes,
             "classes": self.data.classes,
             "params": sum(p.numel() for p in self.model.parameters()),
-            "flops": analytic_cost(self.arch, self.arch.resolution.eval_size, self.data.num_classes).flops,
+            "flops": analytic_cost(self.arch, self.eval_size, self.data.num_classes).flops,
             "stages": [s.as_dict() for s in self.stages],
-            "eval_size": self.arch.resolution.eval_size,
+            "eval_size": self.eval_size,
+            "eval_resize": self.eval_resize,
+            "accumulation_steps": self.accumulation,
             "cache_size": self.data.image_size,
             "train_images": len(self.data.train_images),
             "val_images": len(self.val_y),
@@ -240,7 +252,7 @@ class Trainer:
             val = self._evaluate()
         except torch.cuda.OutOfMemoryError:
             raise WorkbenchError([f"CUDA out of memory at batch size {self.recipe.batch_size} and image size {stage.image_size} px "
-                                  f"(stage {stage.stage}, eval {self.arch.resolution.eval_size} px)",
+                                  f"(stage {stage.stage}, eval {self.eval_size} px)",
                                   "lower recipe.batch_size, or the image size (scale.resolution, recipe.progressive.image_size)"]) from None
         lr = self.last_lr  # the rate of the epoch's last step
         self.schedule.step_epoch(val["val_loss"])
@@ -260,8 +272,9 @@ class Trainer:
                              num_classes=self.data.num_classes, normalize=self.normalize)
 
     def batch_order(self, draws: EpochDraws) -> list[torch.Tensor]:
-        """The indices of the epoch's training batches, in order."""
-        return batch_order(len(self.data.train_images), self.recipe.batch_size, self.drop_last, draws["order"])
+        """The indices of the epoch's training micro-batches, in order: each `accumulation` of them make a step."""
+        return step_batches(len(self.data.train_images), self.recipe.batch_size, draws["order"], repeats=self.recipe.sampler.repeats,
+                            accumulation=self.accumulation, workers=self.workers, rank=self.rank)
 
     @property
     def sync_every(self) -> int:
@@ -280,28 +293,40 @@ class Trainer:
         losses = LossLog(epoch)
         correct = torch.zeros((), dtype=torch.long, device=device)
         title = f"epoch {epoch}/{self.recipe.epochs} · stage {stage.stage} · {stage.image_size} px"
+        last = self.accumulation - 1
         with self.display.epoch(title, self.steps_per_epoch) as advance:
-            for step, (images, labels) in enumerate(batches, start=1):
+            for index, (images, labels) in enumerate(batches):
                 images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
                 inputs, targets = augment(images, labels, draws)
                 fault_point("step", self.folder)
-                logits, loss = self._step(inputs, targets)
-                losses.add(loss, len(labels))
+                step, micro = divmod(index, self.accumulation)
+                logits, loss = self._step(inputs, targets, micro=micro, step_in_epoch=step)
+                step_loss, step_images = (loss, len(labels)) if micro == 0 else (step_loss + loss, step_images + len(labels))
                 correct += (logits.argmax(1) == labels).sum()
-                if step % self.sync_every == 0 or step == self.steps_per_epoch:
-                    advance(*losses.read())
+                if micro == last:  # the micro-batches are equal in size: the step's loss is their mean
+                    losses.add(step_loss / self.accumulation if last else step_loss, step_images)
+                    if (step + 1) % self.sync_every == 0 or step + 1 == self.steps_per_epoch:
+                        advance(*losses.read())
             losses.read()  # an epoch shorter than planned (never, with drop_last) is checked too
         return {"train_loss": losses.mean, "train_top1": int(correct) / losses.seen, "images": losses.seen}
 
-    def _step(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimiser step; returns the logits and the loss, both detached tensors (not read here: on a GPU reading
-        them would wait for the step). A non-finite loss still steps; LossLog ends the epoch at the next read, before
-        anything of it is committed."""
+    def _step(self, inputs: torch.Tensor, targets: torch.Tensor, micro: int = 0, step_in_epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Micro-batch `micro` of optimiser step `step_in_epoch` (0-based): its gradient, divided by the accumulation
+        steps, is added to the step's, and the last micro-batch steps the optimiser; so the step follows the mean loss
+        of all of them, the gradient of one large batch. Returns the logits and the loss, both detached tensors (not
+        read here: on a GPU reading them would wait for the step). A non-finite loss still steps; LossLog ends the
+        epoch at the next read, before anything of it is committed."""
         with torch.autocast(self.exe.device.type, dtype=self.exe.amp_dtype or torch.float32, enabled=self.exe.amp_dtype is not None):
             logits = self.forward(inputs)
         loss = self.criterion(logits.float(), targets)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        if micro == 0:
+            self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss / self.accumulation if self.accumulation > 1 else loss).backward()
+        if micro == self.accumulation - 1:
+            self._optimizer_step(step_in_epoch)
+        return logits.detach(), loss.detach()
+
+    def _optimizer_step(self, step_in_epoch: int) -> None:
         if self.recipe.grad_clip:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.recipe.grad_clip)
@@ -310,8 +335,7 @@ class Trainer:
         self.scaler.update()
         self.schedule.step_batch()
         if self.ema is not None:
-            self.ema.update_parameters(self.model)
-        return logits.detach(), loss.detach()
+            self.ema.after_step(self.model, step_in_epoch, self.epoch, self.schedule.steps_done)
 
     @property
     def eval_model(self) -> nn.Module:

@@ -10,7 +10,7 @@ from torch import nn
 
 from workbench.model import build_model
 from workbench.data.images import decode_file, square
-from workbench.data.transforms import Normalizer
+from workbench.data.transforms import Normalizer, eval_images
 from workbench.errors import WorkbenchError
 from workbench.schema.architecture import Architecture
 from workbench.train.trial_files import load_checkpoint
@@ -47,7 +47,8 @@ def predict_files(checkpoint: str | Path, images: list[str | Path], top_k: int =
     model, config = load_trained(checkpoint, device)
     arch = Architecture.model_validate(config["architecture"])
     size = int(config.get("eval_size") or arch.resolution.eval_size)
-    batch = torch.stack([_read(path, arch.in_channels, size) for path in images])
+    resize = int(config.get("eval_resize") or size)  # evaluation resizes, then centre-crops (recipe.eval)
+    batch = eval_images(torch.stack([_read(path, arch.in_channels, resize) for path in images]), resize, size)
     normalize = Normalizer(arch.in_channels, torch.device(device))
     with torch.no_grad():
         probs = model(normalize(batch)).float().softmax(1).cpu()

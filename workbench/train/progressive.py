@@ -55,7 +55,8 @@ def plan_stages(recipe: Recipe, arch: Architecture) -> list[Stage]:
         reg_at = p.stages - 1 if p.constant_regularization else i
         stages.append(Stage(
             stage=i + 1, first_epoch=first, last_epoch=last,
-            image_size=round(interpolate(*sizes, size_at, p.stages)),
+            image_size=round(interpolate(*sizes, size_at, p.stages) if p.image_size_ramp == "from_min"
+                             else sizes[0] + (sizes[1] - sizes[0]) * (size_at + 1) / p.stages),
             dropout=interpolate(*p.dropout, reg_at, p.stages),
             stochastic_depth=interpolate(*sd, reg_at, p.stages),
             randaugment=None if p.randaugment is None else round(interpolate(*p.randaugment, reg_at, p.stages)),

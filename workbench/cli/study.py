@@ -98,17 +98,22 @@ def print_trial_table(prepared) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from workbench.study.cluster import machine_capacity
     from workbench.study.runner import trial_overview
 
     study, rows = prepared.study, trial_overview(prepared)
+    resources = study.resources
+    per_worker = f"{resources.cpus:g} CPU + {resources.gpus:g} GPU"
     table = Table(title=f"{study.name}: {len(rows)} trials ({study.algorithm}, scheduler {study.scheduler.name}, "
-                        f"{study.resources.cpus:g} CPU + {study.resources.gpus:g} GPU per trial) → {escape(str(prepared.folder))}/")
+                        + (f"{resources.workers} workers x ({per_worker}) per trial" if resources.workers > 1 else f"{per_worker} per trial")
+                        + f") → {escape(str(prepared.folder))}/")
     hp_keys = sorted({k for row in rows for k in row.hparams})
-    for col in ["trial", "variant", "seed", *hp_keys, "resolution", "params", "MFLOPs", "status"]:
-        table.add_column(col, justify="right" if col in ("seed", "resolution", "params", "MFLOPs") else "left")
+    numeric = ("seed", "resolution", "params", "MFLOPs", "workers", "CPUs", "GPUs")
+    for col in ["trial", "variant", "seed", *hp_keys, "resolution", "params", "MFLOPs", "workers", "CPUs", "GPUs", "status"]:
+        table.add_column(col, justify="right" if col in numeric else "left")
     for row in rows:
         table.add_row(row.trial_id, row.variant, str(row.seed), *(escape(_short(row.hparams.get(k))) for k in hp_keys), str(row.resolution),
-                      millions(row.params), f"{row.flops / 1e6:,.1f}", row.status)
+                      millions(row.params), f"{row.flops / 1e6:,.1f}", str(row.workers), f"{row.cpus:g}", f"{row.gpus:g}", row.status)
     out = console()
     out.print(table)
     if study.algorithm == "optuna":
@@ -118,7 +123,14 @@ def print_trial_table(prepared) -> None:
         out.print(f"adaptive seeds: seeds 0-{seeds.initial - 1} first; after each round a variant whose difference to "
                   f"the baseline is still open (and the baseline) runs one more, up to {seeds.max}: the table lists "
                   f"every trial the study may run ({len(rows)} at most).")
-    out.print("[dim]params and FLOPs of the backbone (classifier excluded: its width is the dataset's class count) at the train resolution[/]")
+    fits, cpus, gpus = machine_capacity(study)
+    at_once = fits if study.max_concurrent_trials is None else min(fits, study.max_concurrent_trials)
+    gpu_text = f", {gpus} GPU{'s' if gpus != 1 else ''}" if resources.gpus > 0 else ""
+    out.print(f"{at_once} trial{'s' if at_once != 1 else ''} at once on this machine ({cpus} CPUs{gpu_text}"
+              + (f"; max_concurrent_trials {study.max_concurrent_trials}" if study.max_concurrent_trials is not None else "")
+              + "); a Ray cluster joined with --address fits more", markup=False)
+    out.print("[dim]params and FLOPs of the backbone (classifier excluded: its width is the dataset's class count) at the train resolution; "
+              "CPUs and GPUs of a whole trial, all its workers[/]")
 
 
 def _short(value) -> str:

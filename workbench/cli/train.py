@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,11 @@ def register(sub) -> None:
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="overrides recipe.device")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the number of usable cores)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="data-parallel workers: PyTorch DDP through Ray Train's TorchTrainer on a private Ray on this machine "
+                        "(or --address), gloo on CPU, nccl with one GPU per worker; recipe.batch_size is split over them. "
+                        "Default 1: this process, no Ray")
+    p.add_argument("--address", help="with --workers: join this Ray cluster (--out then on storage every node mounts)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=cmd_train)
 
@@ -118,11 +124,114 @@ def cmd_train(args) -> int:
 
     job = build_job(args.arch, args.recipe, args.dataset, args.sets)
     out = args.out or default_out(job.architecture.name, job.dataset.name)
+    if args.workers < 1:
+        raise WorkbenchError("--workers must be at least 1")
+    if args.address and args.workers == 1:
+        raise WorkbenchError("--address joins a Ray cluster for data-parallel workers: give --workers N (N > 1)")
     started = time.perf_counter()
-    status = fit(job, out, device=args.device, progress=not args.quiet, resume=not args.no_resume,
-                 threads=args.threads or cpu_count())
+    if args.workers > 1:
+        status = train_on_workers(args, job, out)
+    else:
+        from workbench.data import clear_memory
+        from workbench.data.shared import sweep
+
+        try:
+            status = fit(job, out, device=args.device, progress=not args.quiet, resume=not args.no_resume,
+                         threads=args.threads or cpu_count())
+        finally:
+            clear_memory()
+            sweep()  # this machine's shared dataset copies that no process uses any more
     print_summary(status, out, time.perf_counter() - started)
     return 1 if status["status"] in FAILURES else 0
+
+
+def train_on_workers(args, job, out: str) -> dict[str, Any]:
+    """`workbench train --workers N`: the same training through Ray Train, on a private Ray unless --address."""
+    import torch
+
+    from workbench.data.shared import sweep
+    from workbench.study.cluster import RAY_ENV
+    from workbench.train.device import cpu_count
+    from workbench.train.distributed import Workers, fit_on_workers
+    from workbench.train.loop import data_parallel_recipe
+
+    data_parallel_recipe(job.recipe, args.workers)  # a batch that does not split refuses before Ray starts
+    device = args.device or job.recipe.device
+    gpus = torch.cuda.device_count() if device in ("auto", "cuda") else 0
+    use_gpu = gpus > 0 if device == "auto" else device == "cuda"
+    if not args.address and use_gpu and gpus < args.workers:
+        raise WorkbenchError([f"--workers {args.workers} with one GPU each, but this machine has {gpus}",
+                              "give fewer workers, --device cpu (gloo), or --address of a Ray cluster with more GPUs"])
+    cpus = cpu_count()
+    if not args.address and args.workers > cpus:
+        raise WorkbenchError([f"--workers {args.workers}, but this machine has {cpus} CPU cores: each worker needs one",
+                              "give fewer workers, or --address of a Ray cluster"])
+    threads = args.threads or max(1, cpus // args.workers)
+    # Locally the workers share this machine's cores; on a cluster each asks for its threads' worth.
+    workers = Workers(args.workers, cpus=threads if args.address else cpus / args.workers, gpus=1.0 if use_gpu else 0.0,
+                      threads_per_worker=threads)
+    import ray
+
+    os.environ.update(RAY_ENV)
+    if args.address:
+        ray.init(address=args.address, logging_level="ERROR", log_to_driver=False, runtime_env={"env_vars": RAY_ENV})
+    else:
+        ray.init(address="local", num_cpus=cpus, num_gpus=gpus if use_gpu else 0, include_dashboard=False, logging_level="ERROR",
+                 log_to_driver=False)
+    follower = EpochFollower(Path(out), job.recipe.epochs, enabled=not args.quiet)
+    if not args.quiet:
+        console().print(f"training {job.architecture.name} on {job.dataset.name} with {workers.count} data-parallel workers "
+                        f"(Ray Train, {workers.backend}, {workers.threads} thread{'s' if workers.threads != 1 else ''} each) → {out}", markup=False)
+    thread = threading.Thread(target=follower.follow, daemon=True)
+    thread.start()
+    try:
+        result = fit_on_workers(job, out, workers, storage=Path(out).resolve().parent / ".ray_train", name=Path(out).name,
+                                resume=not args.no_resume, device=args.device)
+    finally:
+        follower.stop(thread)
+        ray.shutdown()
+        if not args.address:
+            sweep()
+    return result.status
+
+
+class EpochFollower:
+    """The driver's progress display of a data-parallel run: the lines of each epoch rank 0 commits (metrics.jsonl),
+    so that the workers' own output (with Ray's) can stay in Ray's logs."""
+
+    def __init__(self, folder: Path, epochs: int, enabled: bool):
+        self.folder, self.epochs, self.enabled = folder, epochs, enabled
+        self.done = threading.Event()
+        self.shown = 0
+        self.told_storage = False
+
+    def follow(self) -> None:
+        while not self.done.wait(0.5):
+            self.show()
+        self.show()
+
+    def show(self) -> None:
+        from workbench.train.display import Display
+        from workbench.trialdir import CONFIG, read_json, read_metrics
+
+        if not self.enabled:
+            return
+        display = Display(True)
+        if not self.told_storage:
+            config = read_json(self.folder / CONFIG)
+            if isinstance(config, dict) and config.get("world_size"):
+                display.line(f"world size {config['world_size']}, storage {config.get('storage')}, "
+                             f"{config.get('batch_size_per_worker')} images per worker and micro-batch")
+                self.told_storage = True
+        rows = read_metrics(self.folder)
+        for row in rows[self.shown:]:
+            display.epoch_summary(row, self.epochs)
+        self.shown = max(self.shown, len(rows))
+
+    def stop(self, thread) -> None:
+        self.done.set()
+        thread.join(timeout=5)
+
 
 
 def print_summary(status: dict[str, Any], out: str, wall: float) -> None:

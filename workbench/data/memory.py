@@ -20,7 +20,7 @@ class MemoryData:
 
     images: ImageData
     storage: str = "memory"
-    _val: dict[tuple[int, int, int | None], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
+    _val: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -67,9 +67,10 @@ class MemoryData:
         return train_batches(self.images.train_images, self.images.train_labels, list(order), num_workers=num_workers,
                              pin_memory=pin_memory)
 
-    def val_at(self, size: int, rows: slice, *, num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """The validation images of `rows` at `size` (resized once per size) and their labels."""
-        key = (size, rows.start or 0, rows.stop)
+    def val_at(self, resize: int, crop: int | None, rows: slice, *, num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The validation images of `rows` (their shorter side resized to `resize`, then the centre `crop`, as
+        transforms.eval_images), made once per size, and their labels."""
+        key = (resize, crop, rows.start or 0, rows.stop)
         if key not in self._val:
-            self._val[key] = eval_images(self.images.val_images[rows], size), self.images.val_labels[rows]
+            self._val[key] = eval_images(self.images.val_images[rows], resize, crop), self.images.val_labels[rows]
         return self._val[key]

@@ -8,10 +8,11 @@ the pages are the machine's one copy, and a write by one process would only ever
 never the file or another trial's view, so no trial can change another's data.
 
 Who may delete a copy is decided by flock on a lock file beside it: a process holds a shared lock for as long as
-the dataset is in its memory cache (the kernel drops it when the process ends, however it ends); the copy is
-built under an exclusive lock, and `sweep` deletes every copy on which it can take the exclusive lock, i.e. that
-nobody uses. A sweep runs before each new copy is written and when `workbench train` or a study ends, so a copy
-outlives its users only until the next workbench run on the machine (`rm /dev/shm/workbench-*` also frees them).
+the dataset is in its memory cache (the kernel drops it when the process ends, however it ends); a missing copy is
+written under the exclusive lock (the first process builds, the others wait for its copy), and `sweep` deletes every
+copy on which it can take the exclusive lock, i.e. that nobody uses. A sweep runs before each new copy is written
+and when `workbench train` or a study ends, so a copy outlives its users only until the next workbench run on the
+machine (`rm /dev/shm/workbench-*` also frees them).
 
 Why a file and not Ray's object store (ray.put once per node): the same copy serves `workbench train` (no Ray), the
 workers of a data-parallel trial and concurrent trials alike, survives Ray's restarts between adaptive rounds, and
@@ -29,6 +30,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -45,6 +47,8 @@ HEADROOM = 1.05  # free space asked for beyond the copy's size
 # A lock file is removed only long after its copy: one removed while a process is about to lock it would let two
 # processes each build a copy (memory, never correctness: a mapping outlives its file).
 ORPHAN_LOCK_S = 3600
+FRESH_S = 5  # seconds: a copy younger than this is never swept
+BUILD_WAIT_S = 6 * 3600  # how long a process waits for another to finish writing a copy
 ARRAYS = ("train_images", "train_labels", "val_images", "val_labels")
 _held: dict[str, int] = {}  # key -> fd of the lock file, shared-locked while this process uses the copy
 
@@ -81,25 +85,43 @@ def share(key: str, label: str, make: Callable[[], ImageData]) -> ImageData:
         log.warning("cannot share %s through %s (%s): this process keeps its own copy", label, folder, exc.strerror or exc)
         return make()
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # one process builds; the others wait for its copy instead of decoding too
-        data = _map(path) if path.exists() else None
-        if data is None:
-            sweep(keep=path)
-            built = make()
-            if not _write(path, built):
-                os.close(fd)
-                return built
-            data = _map(path)
-            if data is None:  # written but unreadable: keep what was built
-                os.close(fd)
-                return built
-        fcntl.flock(fd, fcntl.LOCK_SH)  # in use: no sweep deletes it while this process holds it
+        fcntl.flock(fd, fcntl.LOCK_SH)  # in use: no sweep deletes it while this process holds the lock
+        mapped = _map(path) if path.exists() else None
+        data = Mapped(mapped, shared=True) if mapped is not None else _build(fd, path, make)
     except BaseException:
         os.close(fd)
         raise
-    release(key)
-    _held[key] = fd
-    return data
+    if data.shared:
+        release(key)
+        _held[key] = fd
+    else:
+        os.close(fd)
+    return data.images
+
+
+def _build(fd: int, path: Path, make: Callable[[], ImageData]) -> Mapped:
+    """Under the exclusive lock: map the copy another process wrote meanwhile, else write it from make(); then back
+    to the shared lock. One process builds, the others wait for its copy instead of decoding too."""
+    deadline = time.monotonic() + BUILD_WAIT_S
+    while True:  # polled: a process holding the shared lock on a copy that vanished must not block this one for good
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                log.warning("gave up waiting for the shared copy %s: this process keeps its own", path)
+                return Mapped(make(), shared=False)
+            time.sleep(0.2)
+    try:
+        data = _map(path, remove_unreadable=True) if path.exists() else None
+        if data is None:
+            sweep(keep=path)
+            built = make()
+            if not _write(path, built) or (data := _map(path, remove_unreadable=True)) is None:
+                return Mapped(built, shared=False)
+        return Mapped(data, shared=True)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_SH)
 
 
 def release(key: str) -> None:
@@ -122,8 +144,11 @@ def sweep(keep: Path | None = None) -> list[Path]:
         return []
     deleted = []
     for path in sorted(folder.glob(f"{PREFIX}*.u8")):
-        if path != keep and _unused(path.with_suffix(".lock"), lambda: path.unlink(missing_ok=True)):
-            deleted.append(path)
+        with contextlib.suppress(OSError):
+            # A copy just written is spared: its writer goes from the exclusive lock to the shared one in two steps.
+            if path != keep and time.time() - path.stat().st_mtime > FRESH_S and \
+                    _unused(path.with_suffix(".lock"), lambda: path.unlink(missing_ok=True)):
+                deleted.append(path)
     for lock in sorted(folder.glob(f"{PREFIX}*.lock")):
         with contextlib.suppress(OSError):
             if not lock.with_suffix(".u8").exists() and time.time() - lock.stat().st_mtime > ORPHAN_LOCK_S:
@@ -193,8 +218,15 @@ def _write(path: Path, data: ImageData) -> bool:
             tmp.unlink(missing_ok=True)
 
 
-def _map(path: Path) -> ImageData | None:
-    """The copy at `path` as an ImageData whose tensors are views of one private (copy-on-write) mapping."""
+@dataclass
+class Mapped:
+    images: ImageData
+    shared: bool  # a view of the machine's copy, held under the shared lock (else this process's own)
+
+
+def _map(path: Path, remove_unreadable: bool = False) -> ImageData | None:
+    """The copy at `path` as an ImageData whose tensors are views of one private (copy-on-write) mapping; None if
+    it cannot be read (then deleted, when the caller holds the exclusive lock)."""
     try:
         with open(path, "rb") as fh:
             if fh.read(len(MAGIC)) != MAGIC:
@@ -210,8 +242,9 @@ def _map(path: Path) -> ImageData | None:
             nbytes = count * torch.empty((), dtype=dtype).element_size()
             arrays[name] = buffer[spec["offset"]:spec["offset"] + nbytes].view(dtype).view(spec["shape"])
     except (OSError, ValueError, KeyError, RuntimeError) as exc:  # truncated or foreign: rebuilt, never fatal
-        log.warning("ignoring unreadable shared dataset copy %s: %s", path, exc)
-        with contextlib.suppress(OSError):
-            path.unlink()
+        if remove_unreadable:
+            log.warning("ignoring unreadable shared dataset copy %s: %s", path, exc)
+            with contextlib.suppress(OSError):
+                path.unlink()
         return None
     return ImageData(name=meta["name"], classes=meta["classes"], skipped=meta["skipped"], ignored=meta["ignored"], **arrays)

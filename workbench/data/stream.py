@@ -2,7 +2,7 @@
 
     data = StreamData.of_folder(cfg, channels=3, cache_size=300, files=imagefolder_files(cfg))
     for images, labels in data.train_batches(order, size=300, num_workers=8, pin_memory=True): ...
-    val_images, val_labels = data.val_at(384, slice(0, None))      # decoded once per size
+    val_images, val_labels = data.val_at(438, 384, slice(0, None))   # resized, centre-cropped, once per size
 
 Each DataLoader worker process decodes the images of whole batches with torchvision.io.decode_image
 (workbench.data.images.decode_fast), resizes each once (the same `square` as the memory path) and stacks them into
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.v2 import functional as TF
 
 from workbench.data.images import decode_fast, error_reason, square
 from workbench.errors import WorkbenchError, printable
@@ -76,10 +77,11 @@ class StreamImages(Dataset):
     """Image i of a split as uint8 [C, size, size], with its label and the problem of an unreadable file.
 
     replace: an unreadable file gives the next readable one of the split instead (training); else no image (None).
+    crop: the centre crop x crop of the resized image (evaluation), else all of it.
     """
 
-    def __init__(self, split: FileSplit, channels: int, size: int, replace: bool):
-        self.split, self.channels, self.size, self.replace = split, channels, size, replace
+    def __init__(self, split: FileSplit, channels: int, size: int, replace: bool, crop: int | None = None):
+        self.split, self.channels, self.size, self.replace, self.crop = split, channels, size, replace, crop
 
     def __len__(self) -> int:
         return len(self.split)
@@ -91,6 +93,8 @@ class StreamImages(Dataset):
             path = self.split.paths[current]
             try:
                 image = square(decode_fast(path, self.channels), self.size)
+                if self.crop is not None and self.crop != self.size:
+                    image = TF.center_crop(image, [self.crop, self.crop]).contiguous()
                 return image, int(self.split.labels[current]), problem
             except (OSError, RuntimeError, ValueError) as exc:
                 problem = problem or (printable(path), printable(error_reason(exc)))
@@ -133,7 +137,7 @@ class StreamData:
     skipped: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     storage: str = "stream"
-    _val: dict[tuple[int, int, int | None], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
+    _val: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -167,13 +171,14 @@ class StreamData:
             self._problems(problems)
             yield images, labels
 
-    def val_at(self, size: int, rows: slice, *, num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """The validation images of `rows` at `size` and their labels, decoded on first use (unreadable ones left
-        out, as the memory path leaves them out)."""
-        key = (size, rows.start or 0, rows.stop)
+    def val_at(self, resize: int, crop: int | None, rows: slice, *, num_workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The validation images of `rows` (their shorter side resized to `resize`, then the centre `crop`, as
+        transforms.eval_images) and their labels, decoded once per size (unreadable ones left out, as the memory
+        path leaves them out)."""
+        key = (resize, crop, rows.start or 0, rows.stop)
         if key not in self._val:
             indices = torch.arange(len(self.val))[rows]
-            loader = DataLoader(StreamImages(self.val, self.channels, size, replace=False),
+            loader = DataLoader(StreamImages(self.val, self.channels, resize, replace=False, crop=crop),
                                 batch_sampler=IndexBatches(indices.split(VAL_BATCH)), collate_fn=collate,
                                 num_workers=num_workers)
             images, labels = [], []
@@ -183,7 +188,7 @@ class StreamData:
                     images.append(batch_images)
                     labels.append(batch_labels)
             self._val[key] = ((torch.cat(images), torch.cat(labels)) if images else
-                              (torch.zeros((0, self.channels, size, size), dtype=torch.uint8), torch.zeros(0, dtype=torch.int64)))
+                              (torch.zeros((0, self.channels, crop or resize, crop or resize), dtype=torch.uint8), torch.zeros(0, dtype=torch.int64)))
         return self._val[key]
 
     def _problems(self, problems: list[Problem]) -> None:

@@ -18,7 +18,7 @@ from workbench import trialdir
 from workbench.errors import ConfigError
 from workbench.schema.study import Study
 from workbench.study import ledger
-from workbench.study.cluster import start_ray
+from workbench.study.cluster import concurrent_trials, start_ray, trial_resources, trial_workers
 from workbench.study.sampling import Sampling, finished_reward, sample_space, write_sampled
 from workbench.study.trials import TrialSpec, grid_trials, load_study
 
@@ -97,6 +97,9 @@ class TrialRow:
     params: int
     flops: int
     status: str
+    workers: int = 1  # data-parallel workers of the trial
+    cpus: float = 1.0  # CPUs of the whole trial (all its workers)
+    gpus: float = 0.0  # GPUs of the whole trial
 
 
 def trial_overview(prepared: PreparedStudy) -> list[TrialRow]:
@@ -108,7 +111,9 @@ def trial_overview(prepared: PreparedStudy) -> list[TrialRow]:
         network = TrainJob.model_validate(trial.job).network
         cost = analytic_cost(network, network.resolution.train, num_classes=0)
         status = ledger.status_of(prepared.folder, trial.trial_id)["status"]
-        rows.append(TrialRow(trial.trial_id, trial.variant, trial.seed, trial.hparams, network.resolution.train, cost.params, cost.flops, status))
+        resources = prepared.study.resources
+        rows.append(TrialRow(trial.trial_id, trial.variant, trial.seed, trial.hparams, network.resolution.train, cost.params, cost.flops, status,
+                             resources.workers, resources.workers * resources.cpus, resources.workers * resources.gpus))
     return rows
 
 
@@ -294,8 +299,8 @@ def _tune(study: Study, folder: Path, address: str | None, display: bool, plan: 
         start_ray(study, address)
     timings["ray_start"] = time.perf_counter() - clock
     trainable = tune.with_parameters(run_trial, specs=plan.specs, folder=str(folder.resolve()), threads=max(1, int(study.resources.cpus)),
-                                     optuna=plan.optuna)
-    trainable = tune.with_resources(trainable, {"cpu": study.resources.cpus, "gpu": study.resources.gpus})
+                                     optuna=plan.optuna, workers=trial_workers(study.resources))
+    trainable = tune.with_resources(trainable, trial_resources(study.resources))
     live = LiveDisplay(study.name, plan.total, plan.done_before, study.metric, study.mode, enabled=display)
     several = isinstance(getattr(plan.search_alg, "metric", None), list)
     tuner = tune.Tuner(
@@ -305,7 +310,7 @@ def _tune(study: Study, folder: Path, address: str | None, display: bool, plan: 
             # A multi-objective OptunaSearch holds its metrics and modes itself; Tune then takes none (Ray's docs).
             metric=None if several else study.metric, mode=None if several else study.mode, search_alg=plan.search_alg,
             scheduler=_scheduler(study),
-            num_samples=plan.num_samples, max_concurrent_trials=study.max_concurrent_trials, reuse_actors=True,
+            num_samples=plan.num_samples, max_concurrent_trials=concurrent_trials(study, ray.cluster_resources()), reuse_actors=True,
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
         ),
         run_config=tune.RunConfig(

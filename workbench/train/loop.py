@@ -14,6 +14,7 @@ show them) every `sync_every` steps only, so on a GPU the host queues work ahead
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -26,14 +27,14 @@ from torch import nn
 from workbench import trialdir as files
 from workbench.complexity import analytic_cost
 from workbench.model import build_model, set_dropout, set_stochastic_depth
-from workbench.data import cache_size_for, dataset_defaults, load_dataset
+from workbench.data import cache_size_for, dataset_defaults, open_training_data
 from workbench.data.augment import BatchAugment, StageAugment, train_augment
-from workbench.data.batches import step_batches, steps_per_epoch, train_batches
+from workbench.data.batches import step_batches, steps_per_epoch
 from workbench.data.draws import EpochDraws
-from workbench.data.transforms import Normalizer, eval_images
+from workbench.data.transforms import Normalizer
 from workbench.errors import WorkbenchError
 from workbench.faults import fault_point
-from workbench.schema.recipe import TrainJob
+from workbench.schema.recipe import Recipe, TrainJob
 from workbench.train.trial_files import load_checkpoint, publish_best, save_checkpoint, write_predictions
 from workbench.train.device import Execution, reproducible, resolve_execution, thread_count
 from workbench.train.display import Display
@@ -41,6 +42,7 @@ from workbench.train.ema import ModelEma
 from workbench.train.failures import record_failure
 from workbench.train.optim import LRSchedule, build_optimizer
 from workbench.train.progressive import Stage, largest_image_size, plan_stages, stage_of
+from workbench.train.ranks import SINGLE, StepAugment, World
 from workbench.train.transfer import freeze, load_pretrained
 
 OnEpoch = Callable[[dict[str, Any], Path], None]
@@ -51,7 +53,8 @@ class Diverged(Exception):
 
 
 def fit(job: TrainJob, out_dir: str | Path, *, on_epoch: OnEpoch | None = None, device: str | torch.device | None = None,
-        progress: bool = True, resume: bool = True, trial: dict[str, Any] | None = None, threads: int | None = None) -> dict[str, Any]:
+        progress: bool = True, resume: bool = True, trial: dict[str, Any] | None = None, threads: int | None = None,
+        world: World = SINGLE) -> dict[str, Any]:
     """Train `job` into the trial folder `out_dir` and return its final status (the content of status.json).
 
     resume: continue from checkpoint_last.pt when there is one; a folder whose run already finished (completed,
@@ -60,26 +63,36 @@ def fit(job: TrainJob, out_dir: str | Path, *, on_epoch: OnEpoch | None = None, 
     that ended the run (its final status is already on disk then).
     trial: extra description stored under "trial" in config.json (the study runner's trial id, hparams, ...).
     threads: torch CPU threads for this run (restored afterwards); None leaves the process setting.
+    world: this process's rank of a data-parallel run (workbench.train.distributed starts one fit per rank); only
+    rank 0 reads, locks and writes the folder and displays, and every rank returns the same status.
     Errors the user can act on (out of memory, a full or read-only disk) are raised as TrialFailed.
     """
     folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    display = Display(progress)
-    with files.locked(folder, on_wait=display.line):
-        files.remove_temporaries(folder)
-        previous = files.read_json(folder / files.STATUS)
-        if resume and isinstance(previous, dict) and previous.get("status") in files.TRAINER_DONE:
-            return previous
-        if not resume:
-            files.clear_trial(folder)
+    if world.lead:
+        folder.mkdir(parents=True, exist_ok=True)
+    display = Display(progress and world.lead)
+    with files.locked(folder, on_wait=display.line) if world.lead else contextlib.nullcontext():
+        finished = None
+        if world.lead:
+            files.remove_temporaries(folder)
+            previous = files.read_json(folder / files.STATUS)
+            if resume and isinstance(previous, dict) and previous.get("status") in files.TRAINER_DONE:
+                finished = previous
+            elif not resume:
+                files.clear_trial(folder)
+        finished = world.broadcast(finished)
+        if finished is not None:
+            return finished
         trainer = None
         try:
             with thread_count(threads):
                 execution = resolve_execution(job.recipe, device)
                 with reproducible(execution):
-                    trainer = Trainer(job, folder, execution, display, trial)
+                    trainer = Trainer(job, folder, execution, display, trial, world)
                     return trainer.run(on_epoch, resume)
         except BaseException as exc:
+            if not world.lead:
+                raise  # rank 0 says in status.json how the run ended; the others never write
             failure = record_failure(folder, trainer, exc)
             if failure is not None:
                 raise failure from exc
@@ -90,14 +103,30 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
+def data_parallel_recipe(recipe: Recipe, workers: int) -> Recipe:
+    """The recipe each of `workers` data-parallel ranks trains by. Without global_batch_size the recipe keeps its
+    global batch, batch_size, split over the workers (each trains batch_size / workers images of every step), so a
+    trial on N workers optimises as on one; with global_batch_size, batch_size is per worker as the recipe says."""
+    if workers == 1 or recipe.global_batch_size is not None:
+        return recipe
+    if recipe.batch_size % workers:
+        raise WorkbenchError([f"recipe.batch_size ({recipe.batch_size}) is not a multiple of resources.workers ({workers}): "
+                              "each worker trains batch_size / workers images of every step",
+                              f"choose a batch size divisible by {workers}, or set recipe.global_batch_size (batch_size "
+                              "is then each worker's)"])
+    return recipe.model_copy(update={"batch_size": recipe.batch_size // workers, "global_batch_size": recipe.batch_size})
+
+
 class Trainer:
     # Data-parallel workers and this one's rank: data-parallel training sets them per worker; the epoch's batches are
     # then this worker's share (workbench.data.batches.step_batches) and global_batch_size is split over `workers`.
     workers, rank = 1, 0
 
-    def __init__(self, job: TrainJob, folder: Path, execution: Execution, display: Display, trial: dict[str, Any] | None):
+    def __init__(self, job: TrainJob, folder: Path, execution: Execution, display: Display, trial: dict[str, Any] | None,
+                 world: World = SINGLE):
         self.job, self.folder, self.exe, self.display = job, folder, execution, display
-        self.recipe = job.recipe
+        self.world, self.workers, self.rank = world, world.size, world.rank
+        self.recipe = data_parallel_recipe(job.recipe, world.size)
         self.arch = job.network
         self.stages = plan_stages(self.recipe, self.arch)
         self.rows: list[dict[str, Any]] = []
@@ -121,21 +150,26 @@ class Trainer:
         self.eval_resize, self.eval_size = self.job.eval_sizes
         needed = max(largest_image_size(self.stages, self.arch), self.eval_resize)
         cache_size = cache_size_for(self.job.dataset, channels, needed)
-        self.data = load_dataset(self.job.dataset, channels, cache_size)
-        if len(self.data.train_images) == 0 or len(self.data.val_images) == 0:
+        self.data, self.storage = open_training_data(self.job.dataset, channels, cache_size)
+        if self.data.train_count == 0 or self.data.val_count == 0:
             raise WorkbenchError(f"dataset {self.data.name}: the train or val split is empty "
-                                 f"({len(self.data.train_images)} train / {len(self.data.val_images)} val images)")
+                                 f"({self.data.train_count} train / {self.data.val_count} val images)")
+        # Streamed images are decoded in DataLoader workers (the decoding is deterministic: any number keeps the run).
+        self.loader_workers = (self.exe.num_workers if self.data.storage == "memory" or self.recipe.num_workers is not None
+                               else max(1, min(8, torch.get_num_threads())))
         hflip = self.recipe.augment.hflip
         self.hflip = dataset_defaults(self.job.dataset).get("hflip", True) if hflip is None else hflip
-        self.val_x = eval_images(self.data.val_images, self.eval_resize, self.eval_size)
-        self.val_y = self.data.val_labels
+        # Each rank evaluates its share of the validation set, decoded or resized once; val_labels: all of them, in order.
+        self.val_x, self.val_y = self.data.val_at(self.eval_resize, self.eval_size, self.world.rows(self.data.val_count),
+                                                  num_workers=self.loader_workers)
+        self.val_labels = self.world.gather(self.val_y)
         self.normalize = Normalizer(channels, self.exe.device, self.exe.memory_format)
         try:
             self.accumulation = self.recipe.accumulation_steps(self.workers)
         except ValueError as exc:
             raise WorkbenchError([f"recipe: {exc}", "set global_batch_size to a multiple of batch_size x workers"]) from None
         # Full optimiser steps only: a last batch of one image would break batch norm.
-        self.steps_per_epoch = steps_per_epoch(len(self.data.train_images), self.recipe.batch_size, self.workers * self.accumulation)
+        self.steps_per_epoch = steps_per_epoch(self.data.train_count, self.recipe.batch_size, self.workers * self.accumulation)
 
     def _build_model(self) -> None:
         torch.manual_seed(self.recipe.seed)
@@ -143,6 +177,7 @@ class Trainer:
         if self.recipe.init == "pretrained":
             load_pretrained(self.model, self.arch)
         self.frozen = freeze(self.model, self.recipe.freeze)
+        self.model = self.world.convert_norms(self.model, self.recipe.sync_batchnorm, self.exe.cuda)
         self.model.to(self.exe.device, memory_format=self.exe.memory_format)
         self.optimizer = build_optimizer(self.model, self.recipe.optimizer)
         self.schedule = LRSchedule(self.optimizer, self.recipe.schedule, self.steps_per_epoch, self.recipe.epochs)
@@ -152,13 +187,16 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.exe.amp_dtype == torch.float16)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.recipe.label_smoothing)
         # The compiled module shares its parameters with self.model, whose state dict (no "_orig_mod." prefix) the
-        # checkpoints keep.
-        self.forward = torch.compile(self.model) if self.recipe.compile else self.model
+        # checkpoints keep. With several ranks the step calls DDP around the model; evaluation calls the model itself
+        # (each rank its own share of the validation set: no collective per batch).
+        self.eval_forward = torch.compile(self.model) if self.recipe.compile else self.model
+        wrapped = self.world.wrap(self.model)
+        self.forward = self.eval_forward if wrapped is self.model else torch.compile(wrapped) if self.recipe.compile else wrapped
 
     def _config(self, trial: dict[str, Any] | None) -> dict[str, Any]:
         config = {
             "architecture": self.arch.model_dump(mode="json"),
-            "recipe": self.recipe.model_dump(mode="json"),
+            "recipe": self.job.recipe.model_dump(mode="json"),
             "dataset": self.job.dataset.model_dump(mode="json"),
             "scale": self.job.scale.model_dump(mode="json"),
             "num_classes": self.data.num_classes,
@@ -169,9 +207,12 @@ class Trainer:
             "eval_size": self.eval_size,
             "eval_resize": self.eval_resize,
             "accumulation_steps": self.accumulation,
-            "cache_size": self.data.image_size,
-            "train_images": len(self.data.train_images),
-            "val_images": len(self.val_y),
+            "cache_size": self.data.cache_size,
+            "storage": self.data.storage,
+            "world_size": self.world.size,
+            "batch_size_per_worker": self.recipe.batch_size,
+            "train_images": self.data.train_count,
+            "val_images": len(self.val_labels),
             "steps_per_epoch": self.steps_per_epoch,
             "skipped_images": list(self.data.skipped),
             "ignored_files": list(self.data.ignored),
@@ -192,17 +233,21 @@ class Trainer:
         """
         from torch.utils.tensorboard import SummaryWriter
 
-        restored = self._restore() if resume and (self.folder / files.LAST).exists() else 0
-        if restored:
-            files.clear_events(self.folder)  # rebuilt from the committed rows below
-        else:
-            files.clear_trial(self.folder)  # nothing was committed: whatever is here is an orphan of a crash
-        files.write_json(self.folder / files.CONFIG, self.config, "config")
+        # Rank 0 decides; every rank loads the same checkpoint before rank 0 writes anything again.
+        committed = self.world.broadcast(resume and (self.folder / files.LAST).exists() if self.world.lead else None)
+        restored = self._restore() if committed else 0
+        self.world.barrier()
+        if self.world.lead:
+            if restored:
+                files.clear_events(self.folder)  # rebuilt from the committed rows below
+            else:
+                files.clear_trial(self.folder)  # nothing was committed: whatever is here is an orphan of a crash
+            files.write_json(self.folder / files.CONFIG, self.config, "config")
         self._write_status(files.RUNNING)
         self._announce(restored + 1)
-        with SummaryWriter(log_dir=str(self.folder)) as writer:
+        with SummaryWriter(log_dir=str(self.folder)) if self.world.lead else contextlib.nullcontext() as writer:
             outcome, reason = self._outcome(restored) if restored else (None, None)
-            if restored:
+            if restored and self.world.lead:
                 self._publish(writer, self.rows)
             for epoch in range(restored + 1, self.recipe.epochs + 1):
                 if outcome is not None:
@@ -220,9 +265,13 @@ class Trainer:
         return self._write_status(outcome or files.COMPLETED, reason)
 
     def _announce(self, start: int) -> None:
-        self.display.line(f"training {self.arch.name} on {self.data.name} ({len(self.data.train_images)} train / "
-                          f"{len(self.val_y)} val images, {self.data.num_classes} classes) on {self.exe.describe}"
+        self.display.line(f"training {self.arch.name} on {self.data.name} ({self.data.train_count} train / "
+                          f"{len(self.val_labels)} val images, {self.data.num_classes} classes) on {self.device_text}"
                           + (f", resuming at epoch {start}" if start > 1 else ""))
+        self.display.line(self.storage.describe())
+        if self.world.distributed:
+            self.display.line(f"world size {self.world.size}: {self.world.describe()}, {self.recipe.batch_size} images per worker "
+                              f"and micro-batch, {self.recipe.global_batch(self.workers)} per step")
         for path in self.data.skipped:
             self.display.line(f"skipped unreadable image {path}")
         if self.data.ignored:
@@ -237,13 +286,14 @@ class Trainer:
 
     def _write_status(self, outcome: str, reason: str | None = None) -> dict[str, Any]:
         status = self.status(outcome, reason)
-        files.write_json(self.folder / files.STATUS, status, "status")
+        if self.world.lead:
+            files.write_json(self.folder / files.STATUS, status, "status")
         return status
 
     def _epoch(self, epoch: int, stage: Stage) -> dict[str, Any]:
         self.epoch = epoch
         started = time.perf_counter()
-        torch.manual_seed(epoch_seed(self.recipe.seed, epoch))  # dropout and stochastic depth only
+        torch.manual_seed(self.world.seed(epoch_seed(self.recipe.seed, epoch)))  # dropout and stochastic depth only
         set_dropout(self.model, stage.dropout)
         set_stochastic_depth(self.model, stage.stochastic_depth)
         try:
@@ -268,12 +318,16 @@ class Trainer:
     def augmentation(self, stage: Stage) -> BatchAugment:
         """The training augmentation of `stage` (its image size, RandAugment magnitude and mixup)."""
         return train_augment(self.recipe.augment, StageAugment(stage.image_size, stage.randaugment, stage.mixup),
-                             cache_size=self.data.image_size, hflip=self.hflip, channels=self.arch.in_channels,
+                             cache_size=self.stored_size(stage), hflip=self.hflip, channels=self.arch.in_channels,
                              num_classes=self.data.num_classes, normalize=self.normalize)
+
+    def stored_size(self, stage: Stage) -> int:
+        """The size of the uint8 training images the stage's augmentation starts from."""
+        return self.data.stored_size(stage.image_size, self.recipe.augment.random_resized_crop)
 
     def batch_order(self, draws: EpochDraws) -> list[torch.Tensor]:
         """The indices of the epoch's training micro-batches, in order: each `accumulation` of them make a step."""
-        return step_batches(len(self.data.train_images), self.recipe.batch_size, draws["order"], repeats=self.recipe.sampler.repeats,
+        return step_batches(self.data.train_count, self.recipe.batch_size, draws["order"], repeats=self.recipe.sampler.repeats,
                             accumulation=self.accumulation, workers=self.workers, rank=self.rank)
 
     @property
@@ -286,9 +340,9 @@ class Trainer:
         self.model.train()
         for module in self.frozen:
             module.eval()
-        augment = self.augmentation(stage)
-        batches = train_batches(self.data.train_images, self.data.train_labels, self.batch_order(draws),
-                                num_workers=self.exe.num_workers, pin_memory=self.exe.cuda)
+        augment = StepAugment(self.augmentation(stage), self.world, self.accumulation)
+        batches = self.data.train_batches(self.batch_order(draws), self.stored_size(stage), num_workers=self.loader_workers,
+                                          pin_memory=self.exe.cuda)
         device = self.exe.device
         losses = LossLog(epoch)
         correct = torch.zeros((), dtype=torch.long, device=device)
@@ -297,18 +351,20 @@ class Trainer:
         with self.display.epoch(title, self.steps_per_epoch) as advance:
             for index, (images, labels) in enumerate(batches):
                 images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-                inputs, targets = augment(images, labels, draws)
-                fault_point("step", self.folder)
                 step, micro = divmod(index, self.accumulation)
+                inputs, targets = augment(images, labels, draws, micro)
+                fault_point("step", self.folder)
                 logits, loss = self._step(inputs, targets, micro=micro, step_in_epoch=step)
                 step_loss, step_images = (loss, len(labels)) if micro == 0 else (step_loss + loss, step_images + len(labels))
                 correct += (logits.argmax(1) == labels).sum()
                 if micro == last:  # the micro-batches are equal in size: the step's loss is their mean
-                    losses.add(step_loss / self.accumulation if last else step_loss, step_images)
+                    # every rank reads the global step's loss, so all of them stop at the same step if it diverges
+                    losses.add(self.world.batch_loss(step_loss / self.accumulation if last else step_loss, step_images,
+                                                     step_images * self.workers), step_images * self.workers)
                     if (step + 1) % self.sync_every == 0 or step + 1 == self.steps_per_epoch:
                         advance(*losses.read())
             losses.read()  # an epoch shorter than planned (never, with drop_last) is checked too
-        return {"train_loss": losses.mean, "train_top1": int(correct) / losses.seen, "images": losses.seen}
+        return {"train_loss": losses.mean, "train_top1": int(self.world.sum(correct)) / losses.seen, "images": losses.seen}
 
     def _step(self, inputs: torch.Tensor, targets: torch.Tensor, micro: int = 0, step_in_epoch: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Micro-batch `micro` of optimiser step `step_in_epoch` (0-based): its gradient, divided by the accumulation
@@ -339,11 +395,12 @@ class Trainer:
 
     @property
     def eval_model(self) -> nn.Module:
-        return self.ema.module if self.ema is not None else self.forward
+        return self.ema.module if self.ema is not None else self.eval_forward
 
     @torch.no_grad()
     def _evaluate(self) -> dict[str, Any]:
         model = self.eval_model.eval()
+        self.world.sync_buffers(model)
         batch = max(1, 2 * self.recipe.batch_size)
         k = min(5, self.data.num_classes)
         device = self.exe.device
@@ -361,9 +418,13 @@ class Trainer:
             top5 += (logits.topk(k, 1).indices == labels[:, None]).any(1).sum()
             preds.append(pred)
             confidences.append(confidence)
-        n = len(self.val_y)
-        return {"val_loss": float(loss_sum) / n, "val_top1": int(top1) / n, "val_top5": int(top5) / n,
-                "predictions": (torch.cat(preds).cpu(), torch.cat(confidences).cpu())}
+        # every rank's sums and predictions (an empty share predicts nothing)
+        loss_sum, top1, top5 = self.world.sum(torch.stack([loss_sum, top1.double(), top5.double()])).tolist()
+        preds = self.world.gather(torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long, device=device))
+        confidences = self.world.gather(torch.cat(confidences) if confidences else torch.zeros(0, device=device))
+        n = len(self.val_labels)
+        return {"val_loss": loss_sum / n, "val_top1": int(top1) / n, "val_top5": int(top5) / n,
+                "predictions": (preds.cpu(), confidences.cpu())}
 
     # --- bookkeeping ----------------------------------------------------------------------------
 
@@ -374,8 +435,9 @@ class Trainer:
             self.best_top1, self.best_epoch = row["val_top1"], row["epoch"]
             self.best_predictions = self.last_predictions
         self._track_early_stopping(row["val_top1"])
-        save_checkpoint(self.folder / files.LAST, self._checkpoint(row["epoch"]), "last")
-        self._publish(writer, [row])
+        if self.world.lead:
+            save_checkpoint(self.folder / files.LAST, self._checkpoint(row["epoch"]), "last")
+            self._publish(writer, [row])
         self.display.epoch_summary(row, self.recipe.epochs)
 
     def _publish(self, writer, new_rows: list[dict[str, Any]]) -> None:
@@ -384,7 +446,7 @@ class Trainer:
         row = self.rows[-1]
         if self.best_epoch == row["epoch"] and self.best_predictions is not None:  # None: an older checkpoint, published
             publish_best(self.folder / files.LAST)
-            write_predictions(self.folder / files.PREDICTIONS, self.val_y, *self.best_predictions)
+            write_predictions(self.folder / files.PREDICTIONS, self.val_labels, *self.best_predictions)
         files.write_metrics(self.folder, self.rows)
         for logged in new_rows:
             for key, value in logged.items():
@@ -463,8 +525,12 @@ class Trainer:
             "flops": self.config["flops"],
             "stage_epoch_seconds": stage_epoch_seconds(rows),
             "setup_seconds": self.setup_seconds,
-            "device": self.exe.describe,
+            "device": self.device_text,
         }
+
+    @property
+    def device_text(self) -> str:
+        return self.exe.describe + (f", {self.world.describe()}" if self.world.distributed else "")
 
 
 class LossLog:

@@ -155,8 +155,8 @@ def shrink(argv: list[str], scratch: Path, index: int) -> list[str]:
     if argv[1] == "latency":
         return LATENCY_TABLE_SHRINK
     extra = list(TRAIN_SHRINK)
-    if "recipe.progressive.enabled=true" in argv:
-        extra[1] = "recipe.epochs=4"  # progressive learning needs an epoch per stage (4 by default)
+    if "recipe.progressive.enabled=true" in argv or "studies/recipes/automl_efficientnetv2_s.json" in argv:
+        extra[1] = "recipe.epochs=4"  # progressive learning needs an epoch per stage (4 by default, and automl's recipe)
     if argv[1] == "train":
         return extra
     extra = ["--set", "seeds=[0]"] + extra + (SEARCH_SHRINK if argv[1] == "search" else [])

@@ -217,8 +217,6 @@ def _time(subjects: list[Subject], protocol: Protocol, interval: bool, progress:
     import torch
     from torch.utils import benchmark
 
-    from workbench.complexity.latency_runtime import prepare
-
     previous = torch.get_num_threads()
     torch.set_num_threads(protocol.threads)
     try:
@@ -241,6 +239,26 @@ def _time(subjects: list[Subject], protocol: Protocol, interval: bool, progress:
         torch.set_num_threads(previous)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return [summarise(t, interval, load) for t in times]
+
+
+def prepare(subject: Subject, protocol: Protocol, workdir: Path) -> Callable[[], None]:
+    """The zero-argument call that runs `subject` once on a fixed batch of `protocol.batch` random images."""
+    import torch
+
+    from workbench.complexity.latency_runtime import export_onnx, module_step, onnx_step
+
+    shape = (protocol.batch, *subject.input_shape)
+    if subject.onnx_file is not None:
+        if protocol.runtime != "onnxruntime":
+            raise WorkbenchError(f"{subject.label}: an ONNX file runs with --runtime onnxruntime, not {protocol.runtime}")
+        return onnx_step(subject.onnx_file, shape, protocol.device, protocol.threads)
+    torch.manual_seed(0)
+    module = subject.build().eval()
+    images = torch.randn(shape)
+    if protocol.runtime == "onnxruntime":
+        path = export_onnx(module, images, workdir / f"subject{len(list(workdir.iterdir()))}.onnx", dynamic_batch=False)
+        return onnx_step(path, shape, protocol.device, protocol.threads)
+    return module_step(module, images, protocol.runtime, protocol.device)
 
 
 def _block_size(timer, warmup: int) -> int:

@@ -14,36 +14,20 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from workbench.errors import WorkbenchError
-
-if TYPE_CHECKING:
-    from workbench.complexity.latency import Protocol, Subject
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 EXTRA_HINT = "install the optional extra with: pip install 'workbench[export]' (onnx, onnxscript, onnxruntime)"
 
 
-def prepare(subject: Subject, protocol: Protocol, workdir: Path) -> Callable[[], None]:
-    """The zero-argument call that runs `subject` once on a fixed batch of `protocol.batch` random images."""
+def module_step(module: Any, images: Any, runtime: str, device: str) -> Callable[[], None]:
+    """The zero-argument call that runs `module` (eval mode) once on `images`, eagerly or compiled."""
     import torch
 
-    shape = (protocol.batch, *subject.input_shape)
-    if subject.onnx_file is not None:
-        if protocol.runtime != "onnxruntime":
-            raise WorkbenchError(f"{subject.label}: an ONNX file runs with --runtime onnxruntime, not {protocol.runtime}")
-        return _ort_step(ort_session(subject.onnx_file, protocol.device, protocol.threads), shape)
-    device = torch.device(protocol.device)
-    torch.manual_seed(0)
-    module = subject.build().eval()
-    images = torch.randn(shape)
-    if protocol.runtime == "onnxruntime":
-        path = workdir / f"subject{len(list(workdir.iterdir()))}.onnx"
-        export_onnx(module, images, path, dynamic_batch=False)
-        return _ort_step(ort_session(path, protocol.device, protocol.threads), shape)
     module, images = module.to(device), images.to(device)
-    if protocol.runtime == "compile":
+    if runtime == "compile":
         module = torch.compile(module, dynamic=False)
 
     def step() -> None:
@@ -51,6 +35,11 @@ def prepare(subject: Subject, protocol: Protocol, workdir: Path) -> Callable[[],
             module(images)
 
     return step
+
+
+def onnx_step(path: Path, shape: tuple[int, ...], device: str, threads: int) -> Callable[[], None]:
+    """The zero-argument call that runs an ONNX model once, in onnxruntime, on a fixed batch of random images."""
+    return _ort_step(ort_session(path, device, threads), shape)
 
 
 def _ort_step(session: Any, shape: tuple[int, ...]) -> Callable[[], None]:

@@ -131,8 +131,9 @@ def open_training_data(cfg: DatasetConfig, in_channels: int, image_size: int) ->
     if cfg.storage == "stream":
         return stream, StorageChoice("stream", f"as asked; {_gib(decoded)} decoded at {image_size} px")
     given = int(cfg.memory_budget_gib * 2**30) if cfg.memory_budget_gib else None
-    # A set this machine could never hold is streamed without fingerprinting its files for the cache key.
-    if decoded <= (given or MEMORY_SHARE * total_memory()) and in_memory(plan.key, plan.label):
+    # Decoded on this machine already, a set costs no more memory whatever the budget; one this machine could never
+    # hold is streamed without fingerprinting its files for the cache key.
+    if decoded <= max(given or 0, MEMORY_SHARE * total_memory()) and in_memory(plan.key, plan.label):
         return MemoryData(plan.load()), StorageChoice("memory", "decoded on this machine already")
     budget = given or int(MEMORY_SHARE * available_memory())
     source = "dataset.memory_budget_gib" if given else "half the available memory"

@@ -329,6 +329,9 @@ def _tune(study: Study, folder: Path, address: str | None, display: bool, plan: 
     interrupted = interrupted or stop_requested()
     if interrupted or (address is None and not keep_ray):
         ray.shutdown()  # stops the trial actors; their folders keep the last finished epoch
+        from workbench.data.shared import sweep
+
+        sweep()  # the shared dataset copies of this machine that no process holds any more
     timings["ray_shutdown"] = time.perf_counter() - clock
     _settle_statuses(folder, results, interrupted, pruning=study.scheduler.name == "asha")
     return interrupted

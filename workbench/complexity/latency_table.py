@@ -147,6 +147,7 @@ class LatencyTable:
     holdout: list[dict[str, Any]] = field(default_factory=list)  # label, content, predicted_ms, measured_ms
     created: str = ""
     path: Path | None = None
+    timed_later: set[str] = field(default_factory=set)  # parts added since the table was built (not saved with it)
 
     # --- files ------------------------------------------------------------------------------------------
 
@@ -156,7 +157,8 @@ class LatencyTable:
                 "resolution": self.resolution, "num_classes": self.num_classes, "protocol": self.protocol.as_dict(),
                 "identity": self.identity, "part_run_time": self.part_run_time, "constant_ms": self.constant_ms,
                 "holdout_error": {"architectures": len(self.holdout), "mape": mape, "kendall_tau": tau},
-                "fit": self.fit, "holdout": self.holdout, "parts": dict(sorted(self.parts.items()))}
+                "fit": self.fit, "holdout": self.holdout,
+                "parts": dict(sorted((k, v) for k, v in self.parts.items() if k not in self.timed_later))}
 
     def save(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +214,7 @@ class LatencyTable:
             for part, timing in zip(missing, measure([p.subject() for p in missing], self.part_protocol(), interval=False,
                                                      progress=progress)):
                 self.parts[part.key] = timing.median_ms
+                self.timed_later.add(part.key)
         total = sum(self.parts[p.key] for p in parts)
         return Prediction(total + self.constant_ms, total, len(parts), len(missing))
 
@@ -221,7 +224,7 @@ class LatencyTable:
 
     def describe(self) -> str:
         where = f"design space {self.space}" if self.space else "its parts"
-        return (f"{len(self.parts)} parts of {where} at {self.resolution} px, {self.num_classes} classes · constant "
+        return (f"{len(self.parts) - len(self.timed_later)} parts of {where} at {self.resolution} px, {self.num_classes} classes · constant "
                 f"{self.constant_ms:+.3f} ms fitted on {len(self.fit)} networks")
 
 
@@ -248,12 +251,13 @@ def build_table(parts: list[Part], fit: list[Network], holdout: list[Network], p
     measured minus summed latency, and the holdout networks (never fitted on) give the table's error."""
     if not fit:
         raise WorkbenchError("a latency table needs at least one network to fit its constant on (--fit)")
-    unique = list({p.key: p for p in parts}.values())
+    networks = fit + holdout
+    every = parts + [p for n in networks for p in network_parts(n.arch, n.resolution, n.num_classes)]
+    unique = list({p.key: p for p in every}.values())  # the networks' own parts too, so that the table predicts them
     timings = measure([p.subject() for p in unique], protocol.with_run_time(part_run_time), use_cache=use_cache,
                       interval=False, progress=progress)
     table = LatencyTable(protocol, protocol.identity(), {p.key: t.median_ms for p, t in zip(unique, timings)},
                          part_run_time=part_run_time, created=time.strftime("%Y-%m-%dT%H:%M:%S"), **meta)
-    networks = fit + holdout
     measured = measure([n.subject() for n in networks], protocol, use_cache=use_cache, progress=progress)
     sums = [table.predict(n.arch, n.resolution, n.num_classes, progress).parts_ms for n in networks]
     table.constant_ms = statistics.median(m.median_ms - s for m, s in zip(measured[:len(fit)], sums))

@@ -11,7 +11,7 @@ import torch
 
 from tests.conftest import ROOT
 from workbench.complexity import latency, latency_table
-from workbench.complexity.latency import Protocol, Subject, Timing, cache_key, measure, summarise
+from workbench.complexity.latency import Protocol, Timing, cache_key, measure, summarise
 from workbench.complexity.latency_table import LatencyTable, Network, network_content, network_parts, prediction_error
 from workbench.errors import WorkbenchError
 from workbench.model import build_model

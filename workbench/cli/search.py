@@ -67,7 +67,7 @@ def cmd_run(args) -> int:
 
 
 def _after_run(folder: Path, metric: str) -> None:
-    verify_latency(folder, metric)
+    verify_latency(folder)
     print_search_summary(folder, metric)
 
 
@@ -172,7 +172,7 @@ def print_search_summary(folder: Path, metric: str, top: int = 10) -> None:
                   f"{escape(str(best))} · analyse: workbench search analyze {escape(str(folder))}")
 
 
-def verify_latency(folder: Path, metric: str) -> None:
+def verify_latency(folder: Path) -> None:
     """After a run with a latency table: measure every trained architecture and print it against the budget."""
     from workbench.study.latency_space import measure_search, recorded_latency
 

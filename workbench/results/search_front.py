@@ -17,7 +17,6 @@ from typing import Any
 
 from workbench import trialdir
 from workbench.results import metrics
-from workbench.results.analysis import pareto_front
 from workbench.results.search_analysis import Sampled, architectures, pareto_members, top_count
 from workbench.results.reader import load
 
@@ -212,6 +211,3 @@ def ranges_title(archs: list[Sampled], metric: str, top: float, bootstrap: int) 
                        for s in spaces)
     return f"good range of each choice by {metric} ({counts}; {bootstrap} bootstrap resamples)"
 
-
-def pareto_indices(points: list[tuple[float, float]], higher: bool) -> list[int]:
-    return pareto_front(points, higher)

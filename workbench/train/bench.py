@@ -1,5 +1,5 @@
 """Speed of a network on this device: eval and training-step images/s on synthetic batches, against reference
-implementations, and inference latency.
+implementations (inference latency: workbench.complexity.latency).
 
 `benchmark` times with torch.utils.benchmark (fixed threads, blocked_autorange, CUDA synchronised by its timer): every
 model is built and warmed up first, then the models are measured in alternation, round after round (the order
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +22,6 @@ from workbench.model import build_model
 from workbench.schema.architecture import Architecture
 from workbench.schema.recipe import Recipe
 from workbench.train.device import Execution, reproducible, resolve_execution
-from workbench.trialdir import read_json, write_json
 
 REFERENCES = ("torchvision", "timm")
 KINDS = ("eval", "train")
@@ -172,42 +170,3 @@ def make_train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         scaler.update()
 
     return step
-
-
-# --- inference latency ------------------------------------------------------------------------------------
-
-
-def inference_ms(arch: Architecture, batch: int, num_classes: int, exe: Execution, min_run_time: float = 0.5) -> float:
-    """Milliseconds per image of the eval-mode forward pass at the architecture's eval resolution: the median of
-    torch.utils.benchmark's blocked_autorange (it warms up, runs at the process's thread count, and synchronises CUDA)."""
-    from torch.utils import benchmark as torch_benchmark
-
-    size = arch.resolution.eval_size
-    model = build_model(arch, num_classes).to(exe.device, memory_format=exe.memory_format).eval()
-    images = torch.randn(batch, arch.in_channels, size, size, device=exe.device).contiguous(memory_format=exe.memory_format)
-
-    def forward() -> None:
-        with torch.no_grad(), _autocast(exe):
-            model(images)
-
-    forward()  # the first call pays for allocation and kernel selection
-    timer = torch_benchmark.Timer(stmt="forward()", globals={"forward": forward}, num_threads=torch.get_num_threads())
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1000 / batch
-
-
-def cached_latencies(cache_path: Path, architectures: dict[str, tuple[Path, int]], batch: int, device: str | None = None) -> int:
-    """Measure every architecture file not yet in the cache (arch id -> (file, classes)); returns how many were measured.
-    The cache (a search folder's latency.json) is kept per device and batch size: another device starts it afresh."""
-    from workbench.schema import load_architecture
-
-    exe = resolve_execution(Recipe(), device)
-    cache = read_json(cache_path) or {}
-    if cache.get("device") != exe.describe or cache.get("batch") != batch:
-        cache = {"device": exe.describe, "batch": batch, "architectures": {}}
-    rows = cache["architectures"]
-    todo = {arch_id: item for arch_id, item in architectures.items() if arch_id not in rows}
-    for arch_id, (path, num_classes) in todo.items():
-        rows[arch_id] = {"ms_per_image": inference_ms(load_architecture(path), batch, num_classes, exe)}
-    if todo:
-        write_json(cache_path, cache)
-    return len(todo)

@@ -76,7 +76,7 @@ def test_a_batch_that_does_not_split_over_the_workers_is_refused():
     split = data_parallel_recipe(Recipe(batch_size=64), 4)
     assert (split.batch_size, split.global_batch_size, split.global_batch(4), split.accumulation_steps(4)) == (16, 64, 64, 1)
     assert data_parallel_recipe(Recipe(batch_size=64, global_batch_size=256), 2).batch_size == 64  # per worker, as given
-    with pytest.raises(WorkbenchError, match=r"recipe.batch_size \(30\) is not a multiple of resources.workers \(4\)"):
+    with pytest.raises(WorkbenchError, match=r"recipe.batch_size \(30\) is not a multiple of the 4 data-parallel workers"):
         data_parallel_recipe(Recipe(batch_size=30), 4)
 
 

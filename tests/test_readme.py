@@ -63,6 +63,8 @@ BENCH_SCRIPT_SHRINK = {  # their --help options
                                    "--max-train-images", "64", "--max-val-images", "32", "--batch", "32"],
     "bench/bench_study_overhead.py": ["--trials", "2", "--trial-seconds", "1"],
     "bench/bench_loop.py": ["--cases", "proxy", "--repetitions", "1"],
+    "bench/bench_stream.py": ["--images", "200", "400", "--val", "50", "--loader-workers", "1"],
+    "bench/bench_shared.py": ["--trials", "2", "--size", "32", "--images", "160"],
 }
 
 

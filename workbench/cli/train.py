@@ -147,52 +147,64 @@ def cmd_train(args) -> int:
 
 def train_on_workers(args, job, out: str) -> dict[str, Any]:
     """`workbench train --workers N`: the same training through Ray Train, on a private Ray unless --address."""
-    import torch
+    import ray
 
     from workbench.data.shared import sweep
     from workbench.study.cluster import RAY_ENV
-    from workbench.train.device import cpu_count
-    from workbench.train.distributed import Workers, fit_on_workers
+    from workbench.train.distributed import fit_on_workers
     from workbench.train.loop import data_parallel_recipe
 
     data_parallel_recipe(job.recipe, args.workers)  # a batch that does not split refuses before Ray starts
-    device = args.device or job.recipe.device
-    gpus = torch.cuda.device_count() if device in ("auto", "cuda") else 0
-    use_gpu = gpus > 0 if device == "auto" else device == "cuda"
-    if not args.address and use_gpu and gpus < args.workers:
-        raise WorkbenchError([f"--workers {args.workers} with one GPU each, but this machine has {gpus}",
-                              "give fewer workers, --device cpu (gloo), or --address of a Ray cluster with more GPUs"])
-    cpus = cpu_count()
-    if not args.address and args.workers > cpus:
-        raise WorkbenchError([f"--workers {args.workers}, but this machine has {cpus} CPU cores: each worker needs one",
-                              "give fewer workers, or --address of a Ray cluster"])
-    threads = args.threads or max(1, cpus // args.workers)
-    # Locally the workers share this machine's cores; on a cluster each asks for its threads' worth.
-    workers = Workers(args.workers, cpus=threads if args.address else cpus / args.workers, gpus=1.0 if use_gpu else 0.0,
-                      threads_per_worker=threads)
-    import ray
-
     os.environ.update(RAY_ENV)
     if args.address:
         ray.init(address=args.address, logging_level="ERROR", log_to_driver=False, runtime_env={"env_vars": RAY_ENV})
+        machine = None
     else:
-        ray.init(address="local", num_cpus=cpus, num_gpus=gpus if use_gpu else 0, include_dashboard=False, logging_level="ERROR",
-                 log_to_driver=False)
+        import torch
+
+        machine = {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+        workers_for(args, job, machine)  # answered before Ray starts
+        ray.init(address="local", num_cpus=int(machine["CPU"]), num_gpus=int(machine["GPU"]), include_dashboard=False,
+                 logging_level="ERROR", log_to_driver=False)
     follower = EpochFollower(Path(out), job.recipe.epochs, enabled=not args.quiet)
-    if not args.quiet:
-        console().print(f"training {job.architecture.name} on {job.dataset.name} with {workers.count} data-parallel workers "
-                        f"(Ray Train, {workers.backend}, {workers.threads} thread{'s' if workers.threads != 1 else ''} each) → {out}", markup=False)
     thread = threading.Thread(target=follower.follow, daemon=True)
-    thread.start()
     try:
+        workers = workers_for(args, job, machine or ray.cluster_resources())
+        if not args.quiet:
+            console().print(f"training {job.architecture.name} on {job.dataset.name} with {workers.count} data-parallel workers "
+                            f"(Ray Train, {workers.backend}, {workers.threads} thread{'s' if workers.threads != 1 else ''} each) → {out}",
+                            markup=False)
+        thread.start()
         result = fit_on_workers(job, out, workers, storage=Path(out).resolve().parent / ".ray_train", name=Path(out).name,
                                 resume=not args.no_resume, device=args.device)
     finally:
-        follower.stop(thread)
+        if thread.is_alive():
+            follower.stop(thread)
         ray.shutdown()
         if not args.address:
             sweep()
     return result.status
+
+
+def workers_for(args, job, cluster: dict[str, float]):
+    """The workers `--workers` asks for on `cluster` (this machine's private Ray, or the one joined): one GPU each
+    where the device is cuda, or auto with GPUs there; refused at once where they do not fit."""
+    from workbench.train.distributed import Workers
+
+    device = args.device or job.recipe.device
+    where = f"the Ray cluster at {args.address}" if args.address else "this machine"
+    cpus, gpus = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
+    use_gpu = device == "cuda" or (device == "auto" and gpus > 0)
+    if use_gpu and gpus < args.workers:
+        raise WorkbenchError([f"--workers {args.workers} with one GPU each, but {where} has {gpus:g}",
+                              "give fewer workers, --device cpu (gloo), or --address of a Ray cluster with more GPUs"])
+    if cpus < args.workers:
+        raise WorkbenchError([f"--workers {args.workers}, but {where} has {cpus:g} CPUs: each worker needs one",
+                              "give fewer workers, or --address of a Ray cluster"])
+    threads = args.threads or max(1, int(cpus // args.workers))
+    # Locally the workers share this machine's cores; on a cluster each asks for its threads' worth.
+    return Workers(args.workers, cpus=threads if args.address else cpus / args.workers, gpus=1.0 if use_gpu else 0.0,
+                   threads_per_worker=threads)
 
 
 class EpochFollower:

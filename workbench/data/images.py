@@ -111,9 +111,12 @@ def square(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def square_batch(images: torch.Tensor, size: int) -> torch.Tensor:
-    """`square` over a big uint8 batch in chunks."""
+    """`square` over a big uint8 batch in chunks; a batch already size x size is returned as it is, not copied (the
+    validation images of a dataset cached at the evaluation size stay views of the cache, and of a shared copy)."""
     if len(images) == 0:
         return images.new_zeros((0, images.shape[1], size, size))
+    if tuple(images.shape[-2:]) == (size, size) and images.is_contiguous():
+        return images
     return torch.cat([square(chunk, size) for chunk in images.split(RESIZE_CHUNK)])
 
 

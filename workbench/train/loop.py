@@ -110,8 +110,8 @@ def data_parallel_recipe(recipe: Recipe, workers: int) -> Recipe:
     if workers == 1 or recipe.global_batch_size is not None:
         return recipe
     if recipe.batch_size % workers:
-        raise WorkbenchError([f"recipe.batch_size ({recipe.batch_size}) is not a multiple of resources.workers ({workers}): "
-                              "each worker trains batch_size / workers images of every step",
+        raise WorkbenchError([f"recipe.batch_size ({recipe.batch_size}) is not a multiple of the {workers} data-parallel workers "
+                              "(resources.workers, or train --workers): each trains batch_size / workers images of every step",
                               f"choose a batch size divisible by {workers}, or set recipe.global_batch_size (batch_size "
                               "is then each worker's)"])
     return recipe.model_copy(update={"batch_size": recipe.batch_size // workers, "global_batch_size": recipe.batch_size})

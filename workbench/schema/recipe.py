@@ -292,11 +292,12 @@ class Recipe(Strict):
     epochs: int = Field(default=15, ge=1, le=MAX_EPOCHS, description=f"Training epochs (at most {MAX_EPOCHS:,}).")
     batch_size: int = Field(default=64, ge=1, le=MAX_BATCH, description=(
         f"Images per forward pass of one worker (at most {MAX_BATCH:,}): per optimiser step unless global_batch_size "
-        "asks for more."))
+        "asks for more. Without global_batch_size, data-parallel workers (resources.workers) split it: each trains "
+        "batch_size / workers images of every step."))
     global_batch_size: int | None = Field(default=None, ge=1, le=MAX_BATCH, description=(
         "Images per optimiser step over all workers, whatever their number: when batch_size x workers is smaller, "
         "each step accumulates the gradients of global_batch_size / (batch_size x workers) micro-batches (a whole "
-        "number). The learning-rate schedule counts optimiser steps. null: batch_size x workers."))
+        "number). The learning-rate schedule counts optimiser steps. null: batch_size, split over the data-parallel workers."))
     sampler: Sampler = Sampler()
     optimizer: Optimizer = Optimizer()
     schedule: Schedule = Schedule()

@@ -119,7 +119,8 @@ def data_parallel_recipe(recipe: Recipe, workers: int) -> Recipe:
 
 class Trainer:
     # Data-parallel workers and this one's rank: data-parallel training sets them per worker; the epoch's batches are
-    # then this worker's share (workbench.data.batches.step_batches) and global_batch_size is split over `workers`.
+    # then this worker's share (workbench.data.batches.step_batches) and global_batch_size is split over `workers`
+    # (a recipe without one has its batch_size split: data_parallel_recipe).
     workers, rank = 1, 0
 
     def __init__(self, job: TrainJob, folder: Path, execution: Execution, display: Display, trial: dict[str, Any] | None,

@@ -167,3 +167,38 @@ def test_more_workers_cpus_or_gpus_than_the_machine_has_are_refused(resources, m
     with pytest.raises(WorkbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_resources(study(**resources), cpus=2, gpus=1, where="this machine")
     check_resources(study(workers=2, cpus=1), cpus=2, gpus=0, where="this machine")  # fits: 2 workers on 2 cores
+
+
+def test_the_dry_run_shows_workers_cpus_gpus_and_the_trials_at_once(workbench_cli, tmp_path):
+    import os
+
+    from tests.conftest import ROOT
+
+    code, out, _ = workbench_cli("study", "run", ROOT / "studies/fused_vs_mb.json", "--dry-run", "--set", "resources.workers=2",
+                                 "--out", tmp_path / "res")
+    assert code == 0
+    assert "2 workers x (1 CPU + 0 GPU) per trial" in out
+    assert "workers" in out and "CPUs" in out and "GPUs" in out
+    fits = (os.cpu_count() or 1) // 2
+    assert f"{fits} trial{'s' if fits != 1 else ''} at once on this machine ({os.cpu_count()} CPUs" in out
+
+
+def test_one_worker_trains_in_process_without_ray_and_workers_are_checked(tmp_path, workbench_cli):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    train = ["train", str(ROOT / "architectures/v2s_all_fused.json"), "--set", "scale.width_mult=0.25", "--set", "scale.depth_mult=0.25",
+             "--set", "scale.resolution=16", "--set", "recipe.epochs=1", "--set", "dataset.max_train_images=64",
+             "--set", "dataset.max_val_images=32", "--quiet", "--threads", "1"]
+    code = (f"import sys; from workbench.cli.main import main; code = main({train + ['--out', str(tmp_path / 'one')]!r}); "
+            "assert code == 0, code; assert 'ray' not in sys.modules, 'ray imported'")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads((tmp_path / "one" / "config.json").read_text())["world_size"] == 1
+    code, _, err = workbench_cli(*train, "--address", "127.0.0.1:6379", "--out", tmp_path / "two")
+    assert code == 2 and "--address joins a Ray cluster for data-parallel workers" in err
+    code, _, err = workbench_cli(*train, "--workers", "2", "--set", "recipe.batch_size=33", "--out", tmp_path / "three")
+    assert code == 2 and "is not a multiple of the 2 data-parallel workers" in err
+    assert not (tmp_path / "three").exists()  # refused before anything ran

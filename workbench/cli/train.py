@@ -166,7 +166,7 @@ def train_on_workers(args, job, out: str) -> dict[str, Any]:
         workers_for(args, job, machine)  # answered before Ray starts
         ray.init(address="local", num_cpus=int(machine["CPU"]), num_gpus=int(machine["GPU"]), include_dashboard=False,
                  logging_level="ERROR", log_to_driver=False)
-    follower = EpochFollower(Path(out), job.recipe.epochs, enabled=not args.quiet)
+    follower = EpochFollower(Path(out), job.recipe.epochs, enabled=not args.quiet, resume=not args.no_resume)
     thread = threading.Thread(target=follower.follow, daemon=True)
     try:
         workers = workers_for(args, job, machine or ray.cluster_resources())
@@ -211,11 +211,14 @@ class EpochFollower:
     """The driver's progress display of a data-parallel run: the lines of each epoch rank 0 commits (metrics.jsonl),
     so that the workers' own output (with Ray's) can stay in Ray's logs."""
 
-    def __init__(self, folder: Path, epochs: int, enabled: bool):
+    def __init__(self, folder: Path, epochs: int, enabled: bool, resume: bool):
+        from workbench.trialdir import read_metrics
+
         self.folder, self.epochs, self.enabled = folder, epochs, enabled
         self.done = threading.Event()
-        self.shown = 0
+        self.shown = len(read_metrics(folder)) if resume else 0  # the epochs of an earlier run are not news
         self.told_storage = False
+        self.started = time.time()
 
     def follow(self) -> None:
         while not self.done.wait(0.5):
@@ -229,11 +232,13 @@ class EpochFollower:
         if not self.enabled:
             return
         display = Display(True)
-        if not self.told_storage:
-            config = read_json(self.folder / CONFIG)
+        path = self.folder / CONFIG
+        if not self.told_storage and path.exists() and path.stat().st_mtime >= self.started - 1:  # this run's
+            config = read_json(path)
             if isinstance(config, dict) and config.get("world_size"):
                 display.line(f"world size {config['world_size']}, storage {config.get('storage')}, "
-                             f"{config.get('batch_size_per_worker')} images per worker and micro-batch")
+                             f"{config.get('batch_size_per_worker')} images per worker and micro-batch"
+                             + (f", resuming after epoch {self.shown}" if self.shown else ""))
                 self.told_storage = True
         rows = read_metrics(self.folder)
         for row in rows[self.shown:]:
@@ -243,7 +248,6 @@ class EpochFollower:
     def stop(self, thread) -> None:
         self.done.set()
         thread.join(timeout=5)
-
 
 
 def print_summary(status: dict[str, Any], out: str, wall: float) -> None:

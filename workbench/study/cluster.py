@@ -41,12 +41,18 @@ def trial_workers(resources: Resources) -> Workers | None:
 
 
 def trials_at_once(resources: Resources, cpus: float, gpus: float) -> int:
-    """How many trials fit at once into `cpus` and `gpus` (0: not even one)."""
-    need_cpus, need_gpus = resources.workers * resources.cpus, resources.workers * resources.gpus
-    fits = int(cpus / need_cpus + 1e-9)
-    if need_gpus > 0:
-        fits = min(fits, int(gpus / need_gpus + 1e-9))
+    """How many trials fit at once into `cpus` and `gpus` (0: not even one; at most MAX_AT_ONCE)."""
+    fits = _times(cpus, resources.workers * resources.cpus)
+    if resources.gpus > 0:
+        fits = min(fits, _times(gpus, resources.workers * resources.gpus))
     return fits
+
+
+MAX_AT_ONCE = 1_000_000  # a request of a few femto-CPUs fits any number of times; the count says so, finitely
+
+
+def _times(have: float, need: float) -> int:
+    return int(min(have / need + 1e-9, MAX_AT_ONCE))
 
 
 def machine_capacity(study: Study) -> tuple[int, int, int]:

@@ -127,7 +127,7 @@ def world_device(world) -> str | None:
 
 def numbers(metrics: dict[str, Any]) -> dict[str, Any]:
     """The numbers of a metrics row (Ray's results are flat scalars)."""
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
 def failure_lines(exc: BaseException, folder: Path) -> list[str]:

@@ -108,7 +108,12 @@ def worker_loop(config: dict[str, Any]) -> None:
     from workbench.train.loop import fit
     from workbench.train.ranks import World
 
-    world = World.current(ray.train.torch.get_device())
+    device = ray.train.torch.get_device()
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.set_device(device)  # nccl's collectives (barrier, object broadcasts) use the current device
+    world = World.current(device)
     report = config["report"] or numbers
 
     def on_epoch(metrics: dict[str, Any], _folder: Path) -> None:
@@ -120,9 +125,7 @@ def worker_loop(config: dict[str, Any]) -> None:
 
 def world_device(world) -> str | None:
     """This rank's device: its GPU under nccl (Ray Train makes one visible per worker), else as the recipe says."""
-    import ray.train.torch
-
-    return str(ray.train.torch.get_device()) if world.backend == "nccl" else None
+    return str(world.device) if world.backend == "nccl" else None
 
 
 def numbers(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def test_sync_batchnorm_on_cpu_workers_is_refused_naming_the_option():
 
 def test_a_batch_that_does_not_split_over_the_workers_is_refused():
     from workbench.schema.recipe import Recipe
-    from workbench.train.loop import data_parallel_recipe
+    from workbench.train.ranks import data_parallel_recipe
 
     split = data_parallel_recipe(Recipe(batch_size=64), 4)
     assert (split.batch_size, split.global_batch_size, split.global_batch(4), split.accumulation_steps(4)) == (16, 64, 64, 1)

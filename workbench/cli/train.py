@@ -152,7 +152,7 @@ def train_on_workers(args, job, out: str) -> dict[str, Any]:
     from workbench.data.shared import sweep
     from workbench.study.cluster import RAY_ENV
     from workbench.train.distributed import fit_on_workers
-    from workbench.train.loop import data_parallel_recipe
+    from workbench.train.ranks import data_parallel_recipe
 
     data_parallel_recipe(job.recipe, args.workers)  # a batch that does not split refuses before Ray starts
     os.environ.update(RAY_ENV)

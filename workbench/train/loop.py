@@ -15,7 +15,6 @@ show them) every `sync_every` steps only, so on a GPU the host queues work ahead
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,6 @@ import torch
 from torch import nn
 
 from workbench import trialdir as files
-from workbench.complexity import analytic_cost
 from workbench.model import build_model, set_dropout, set_stochastic_depth
 from workbench.data import cache_size_for, dataset_defaults, open_training_data
 from workbench.data.augment import BatchAugment, StageAugment, train_augment
@@ -34,22 +32,19 @@ from workbench.data.draws import EpochDraws
 from workbench.data.transforms import Normalizer
 from workbench.errors import WorkbenchError
 from workbench.faults import fault_point
-from workbench.schema.recipe import Recipe, TrainJob
-from workbench.train.trial_files import load_checkpoint, publish_best, save_checkpoint, write_predictions
+from workbench.schema.recipe import TrainJob
+from workbench.train.commits import EpochCommits
 from workbench.train.device import Execution, reproducible, resolve_execution, thread_count
 from workbench.train.display import Display
 from workbench.train.ema import ModelEma
 from workbench.train.failures import record_failure
 from workbench.train.optim import LRSchedule, build_optimizer
 from workbench.train.progressive import Stage, largest_image_size, plan_stages, stage_of
-from workbench.train.ranks import SINGLE, StepAugment, World
+from workbench.train.epochs import Diverged, LossLog, epoch_seed
+from workbench.train.ranks import SINGLE, StepAugment, World, data_parallel_recipe
 from workbench.train.transfer import freeze, load_pretrained
 
 OnEpoch = Callable[[dict[str, Any], Path], None]
-
-
-class Diverged(Exception):
-    """The training loss became NaN or infinite."""
 
 
 def fit(job: TrainJob, out_dir: str | Path, *, on_epoch: OnEpoch | None = None, device: str | torch.device | None = None,
@@ -99,25 +94,7 @@ def fit(job: TrainJob, out_dir: str | Path, *, on_epoch: OnEpoch | None = None, 
             raise
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    return seed * 1_000_003 + epoch
-
-
-def data_parallel_recipe(recipe: Recipe, workers: int) -> Recipe:
-    """The recipe each of `workers` data-parallel ranks trains by. Without global_batch_size the recipe keeps its
-    global batch, batch_size, split over the workers (each trains batch_size / workers images of every step), so a
-    trial on N workers optimises as on one; with global_batch_size, batch_size is per worker as the recipe says."""
-    if workers == 1 or recipe.global_batch_size is not None:
-        return recipe
-    if recipe.batch_size % workers:
-        raise WorkbenchError([f"recipe.batch_size ({recipe.batch_size}) is not a multiple of the {workers} data-parallel workers "
-                              "(resources.workers, or train --workers): each trains batch_size / workers images of every step",
-                              f"choose a batch size divisible by {workers}, or set recipe.global_batch_size (batch_size "
-                              "is then each worker's)"])
-    return recipe.model_copy(update={"batch_size": recipe.batch_size // workers, "global_batch_size": recipe.batch_size})
-
-
-class Trainer:
+class Trainer(EpochCommits):
     # Data-parallel workers and this one's rank: data-parallel training sets them per worker; the epoch's batches are
     # then this worker's share (workbench.data.batches.step_batches) and global_batch_size is split over `workers`
     # (a recipe without one has its batch_size split: data_parallel_recipe).
@@ -194,44 +171,11 @@ class Trainer:
         wrapped = self.world.wrap(self.model)
         self.forward = self.eval_forward if wrapped is self.model else torch.compile(wrapped) if self.recipe.compile else wrapped
 
-    def _config(self, trial: dict[str, Any] | None) -> dict[str, Any]:
-        config = {
-            "architecture": self.arch.model_dump(mode="json"),
-            "recipe": self.job.recipe.model_dump(mode="json"),
-            "dataset": self.job.dataset.model_dump(mode="json"),
-            "scale": self.job.scale.model_dump(mode="json"),
-            "num_classes": self.data.num_classes,
-            "classes": self.data.classes,
-            "params": sum(p.numel() for p in self.model.parameters()),
-            "flops": analytic_cost(self.arch, self.eval_size, self.data.num_classes).flops,
-            "stages": [s.as_dict() for s in self.stages],
-            "eval_size": self.eval_size,
-            "eval_resize": self.eval_resize,
-            "accumulation_steps": self.accumulation,
-            "cache_size": self.data.cache_size,
-            "storage": self.data.storage,
-            "world_size": self.world.size,
-            "batch_size_per_worker": self.recipe.batch_size,
-            "train_images": self.data.train_count,
-            "val_images": len(self.val_labels),
-            "steps_per_epoch": self.steps_per_epoch,
-            "skipped_images": list(self.data.skipped),
-            "ignored_files": list(self.data.ignored),
-        }
-        if trial:
-            config["trial"] = trial
-        return config
-
     # --- the run --------------------------------------------------------------------------------
 
     def run(self, on_epoch: OnEpoch | None, resume: bool) -> dict[str, Any]:
-        """Epochs from the last checkpoint (or the first) to the end; returns the final status.
-
-        Crash consistency: checkpoint_last.pt is the commit point of an epoch. It holds everything the epoch
-        produced (weights, trainer state, every metrics row so far, the predictions of a new best), and every other
-        file is derived from it afterwards (_publish). A run that dies at any moment resumes from the last commit and
-        rewrites the derived files, so each epoch appears exactly once whatever was half done.
-        """
+        """Epochs from the last checkpoint (or the first) to the end; returns the final status. Each epoch is
+        committed by checkpoint_last.pt and its files derived from it (workbench.train.commits: crash consistency)."""
         from torch.utils.tensorboard import SummaryWriter
 
         # Rank 0 decides; every rank loads the same checkpoint before rank 0 writes anything again.
@@ -427,153 +371,6 @@ class Trainer:
         return {"val_loss": loss_sum / n, "val_top1": int(top1) / n, "val_top5": int(top5) / n,
                 "predictions": (preds.cpu(), confidences.cpu())}
 
-    # --- bookkeeping ----------------------------------------------------------------------------
-
-    def _commit(self, row: dict[str, Any], writer) -> None:
-        """Epoch `row` is done: update the trackers, write checkpoint_last.pt (the commit), then the derived files."""
-        self.rows.append(row)
-        if row["val_top1"] > self.best_top1:
-            self.best_top1, self.best_epoch = row["val_top1"], row["epoch"]
-            self.best_predictions = self.last_predictions
-        self._track_early_stopping(row["val_top1"])
-        if self.world.lead:
-            save_checkpoint(self.folder / files.LAST, self._checkpoint(row["epoch"]), "last")
-            self._publish(writer, [row])
-        self.display.epoch_summary(row, self.recipe.epochs)
-
-    def _publish(self, writer, new_rows: list[dict[str, Any]]) -> None:
-        """The files derived from the last commit; idempotent, so a resumed run redoes whatever a crash cut short.
-        new_rows: the rows TensorBoard has not seen (a resumed run rebuilds its event files from every row)."""
-        row = self.rows[-1]
-        if self.best_epoch == row["epoch"] and self.best_predictions is not None:  # None: an older checkpoint, published
-            publish_best(self.folder / files.LAST)
-            write_predictions(self.folder / files.PREDICTIONS, self.val_labels, *self.best_predictions)
-        files.write_metrics(self.folder, self.rows)
-        for logged in new_rows:
-            for key, value in logged.items():
-                if key != "epoch" and isinstance(value, (int, float)):
-                    writer.add_scalar(key, value, logged["epoch"])
-        writer.flush()
-        fault_point("after:tensorboard", self.folder)
-
-    def _track_early_stopping(self, top1: float) -> None:
-        stopping = self.recipe.early_stopping
-        if stopping is None or top1 > self.stopping_reference + stopping.min_delta:
-            self.stopping_reference, self.bad_epochs = max(top1, self.stopping_reference), 0
-        else:
-            self.bad_epochs += 1
-
-    def _should_stop(self) -> bool:
-        stopping = self.recipe.early_stopping
-        return stopping is not None and self.bad_epochs >= stopping.patience
-
-    def _checkpoint(self, epoch: int) -> dict[str, Any]:
-        new_best = self.best_epoch == epoch
-        return {
-            "model": self.model.state_dict(),
-            "config": self.config,
-            "epoch": epoch,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.schedule.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "eval_weights": "ema" if self.ema is not None else "model",
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "rng": {"torch": torch.get_rng_state()},
-            "trainer": {"best_top1": self.best_top1, "best_epoch": self.best_epoch, "elapsed": self.elapsed,
-                        "stopping_reference": self.stopping_reference, "bad_epochs": self.bad_epochs},
-            "rows": self.rows,
-            "best_predictions": list(self.best_predictions) if new_best else None,
-        }
-
-    def _restore(self) -> int:
-        """Load checkpoint_last.pt into this trainer; returns the epoch it committed."""
-        state = load_checkpoint(self.folder / files.LAST, self.exe.device)
-        saved = {k: state["config"].get(k) for k in ("architecture", "recipe", "dataset", "scale")}
-        if saved != {k: self.config[k] for k in saved}:
-            raise WorkbenchError([f"{self.folder} holds a checkpoint of a different job (architecture, recipe, dataset or scale differ)",
-                                  "choose another output folder, or start over (--no-resume / fit(resume=False))"])
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["scheduler"])
-        if self.ema is not None and state.get("ema") is not None:
-            self.ema.load_state_dict(state["ema"])
-        if state.get("scaler") and self.scaler.is_enabled():
-            self.scaler.load_state_dict(state["scaler"])
-        trainer = state["trainer"]
-        self.best_top1, self.best_epoch, self.elapsed = trainer["best_top1"], trainer["best_epoch"], trainer["elapsed"]
-        self.stopping_reference, self.bad_epochs = trainer["stopping_reference"], trainer["bad_epochs"]
-        epoch = int(state["epoch"])
-        # Checkpoints of older versions hold no rows: keep the metrics lines up to their epoch.
-        self.rows = state.get("rows") or [r for r in files.read_metrics(self.folder) if r.get("epoch", 0) <= epoch]
-        if state.get("best_predictions") is not None:
-            self.best_predictions = tuple(state["best_predictions"])
-        return epoch
-
-    def status(self, outcome: str, reason: str | None = None) -> dict[str, Any]:
-        rows = self.rows
-        rates = [r["train_images_per_s"] for r in rows if r.get("train_images_per_s")]
-        return {
-            "status": outcome,
-            "reason": reason,
-            "epochs_run": rows[-1]["epoch"] if rows else 0,
-            "best_val_top1": self.best_top1 if self.best_epoch else None,
-            "best_epoch": self.best_epoch or None,
-            "final_val_top1": rows[-1]["val_top1"] if rows else None,
-            "seconds": self.elapsed,
-            # every epoch trains the same number of images, so the overall rate is the harmonic mean
-            "train_images_per_s": len(rates) / sum(1 / r for r in rates) if rates else None,
-            "params": self.config["params"],
-            "flops": self.config["flops"],
-            "stage_epoch_seconds": stage_epoch_seconds(rows),
-            "setup_seconds": self.setup_seconds,
-            "device": self.device_text,
-        }
-
     @property
     def device_text(self) -> str:
         return self.exe.describe + (f", {self.world.describe()}" if self.world.distributed else "")
-
-
-class LossLog:
-    """The training losses of an epoch, kept on the device until `read` copies the new ones to the host (one wait).
-
-    `read` raises Diverged naming the epoch and the step of the first loss that is NaN or infinite, and returns
-    (the last loss, the steps since the previous read) for the progress display.
-    """
-
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-        self.pending: list[tuple[torch.Tensor, int]] = []
-        self.steps = 0  # steps read so far
-        self.total, self.seen = 0.0, 0
-
-    def add(self, loss: torch.Tensor, images: int) -> None:
-        self.pending.append((loss, images))
-
-    def read(self) -> tuple[float, int]:
-        if not self.pending:
-            return math.nan, 0
-        values = torch.stack([loss for loss, _ in self.pending]).tolist()
-        for offset, ((_, images), value) in enumerate(zip(self.pending, values), start=1):
-            if not math.isfinite(value):
-                raise Diverged(f"training loss became {value} at epoch {self.epoch}, step {self.steps + offset}")
-            self.total += value * images
-            self.seen += images
-        count = len(values)
-        self.steps += count
-        self.pending.clear()
-        return values[-1], count
-
-    @property
-    def mean(self) -> float:
-        return self.total / self.seen
-
-
-def stage_epoch_seconds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean epoch time of each progressive stage that ran."""
-    out: dict[int, dict[str, Any]] = {}
-    for row in rows:
-        entry = out.setdefault(row["stage"], {"stage": row["stage"], "image_size": row["image_size"], "epochs": 0, "seconds": 0.0})
-        entry["epochs"] += 1
-        entry["seconds"] += row["epoch_seconds"]
-    return [{**e, "epoch_seconds": e["seconds"] / e["epochs"]} for e in out.values()]

@@ -30,6 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from workbench.errors import WorkbenchError
+from workbench.schema.recipe import Recipe
+
 
 @dataclass(frozen=True)
 class World:
@@ -83,8 +86,6 @@ class World:
         if not (sync and self.distributed):
             return model
         if not cuda:
-            from workbench.errors import WorkbenchError
-
             raise WorkbenchError(["recipe.sync_batchnorm needs GPU workers: torch's SyncBatchNorm runs on CUDA only",
                                   "set recipe.sync_batchnorm=false (each worker normalises its own share), or resources.gpus"])
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -198,3 +199,17 @@ def take_rows(params: Any, rows: slice, count: int) -> Any:
         return dataclasses.replace(params, **{f.name: take_rows(getattr(params, f.name), rows, count)
                                               for f in dataclasses.fields(params) if f.init})
     return params
+
+
+def data_parallel_recipe(recipe: Recipe, workers: int) -> Recipe:
+    """The recipe each of `workers` data-parallel ranks trains by. Without global_batch_size the recipe keeps its
+    global batch, batch_size, split over the workers (each trains batch_size / workers images of every step), so a
+    trial on N workers optimises as on one; with global_batch_size, batch_size is per worker as the recipe says."""
+    if workers == 1 or recipe.global_batch_size is not None:
+        return recipe
+    if recipe.batch_size % workers:
+        raise WorkbenchError([f"recipe.batch_size ({recipe.batch_size}) is not a multiple of the {workers} data-parallel workers "
+                              "(resources.workers, or train --workers): each trains batch_size / workers images of every step",
+                              f"choose a batch size divisible by {workers}, or set recipe.global_batch_size (batch_size "
+                              "is then each worker's)"])
+    return recipe.model_copy(update={"batch_size": recipe.batch_size // workers, "global_batch_size": recipe.batch_size})

@@ -21,7 +21,7 @@ from workbench.data.augment import (CROP_RATIO, BatchAugment, StageAugment, jitt
 from workbench.data.draws import EpochDraws, stream_seed
 from workbench.data.policies import RANDAUGMENT, RANDAUGMENT_BINS, RANDAUGMENT_OPS, apply_op, randaugment_magnitudes
 from workbench.data.transforms import Normalizer
-from workbench.schema.recipe import Augment
+from workbench.schema.augment import Augment
 
 N = 20_000  # draws per distribution test: about 20 ms each
 

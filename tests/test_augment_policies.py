@@ -21,7 +21,7 @@ from workbench.data.draws import EpochDraws
 from workbench.data.policies import (AUTOAUGMENT, AUTOAUGMENT_BINS, AUTOAUGMENT_IMAGENET, IDENTITY, POLICY_OPS, TRIVIAL_AUGMENT_BINS,
                                      TRIVIAL_AUGMENT_WIDE, apply_op, magnitude_table)
 from workbench.data.transforms import Normalizer
-from workbench.schema.recipe import Augment, RandomErasing
+from workbench.schema.augment import Augment, RandomErasing
 
 N = 20_000
 

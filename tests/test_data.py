@@ -15,7 +15,7 @@ from workbench.data.draws import EpochDraws
 from workbench.data.transforms import Normalizer
 from workbench.errors import WorkbenchError
 from workbench.schema.dataset import DatasetConfig
-from workbench.schema.recipe import Augment
+from workbench.schema.augment import Augment
 
 
 @pytest.fixture(autouse=True)

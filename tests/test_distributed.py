@@ -88,7 +88,7 @@ def test_each_rank_trains_the_images_and_draws_of_one_worker_training_the_global
     from workbench.data.batches import step_batches
     from workbench.data.draws import EpochDraws
     from workbench.data.transforms import Normalizer
-    from workbench.schema.recipe import Augment
+    from workbench.schema.augment import Augment
     from workbench.train.ranks import StepAugment, World
 
     count, per_pass = 120, 4

@@ -96,7 +96,7 @@ def test_a_stop_request_ends_the_run_as_interrupted_without_a_keyboardinterrupt(
     """Ctrl-C also sets a flag that a Tune stopper reads, so the study stops even if Ray loses the KeyboardInterrupt."""
     import threading
 
-    from workbench.study import runner
+    from workbench.study import runner, tuner
 
     arch = str(ROOT / "architectures/v2s_all_fused.json")
     study = {
@@ -112,7 +112,7 @@ def test_a_stop_request_ends_the_run_as_interrupted_without_a_keyboardinterrupt(
         deadline = time.time() + 240
         while time.time() < deadline and not _epochs(first):
             time.sleep(0.1)
-        runner.request_stop()
+        tuner.request_stop()
 
     threading.Thread(target=stop_after_the_first_epoch, daemon=True).start()
     outcome = runner.run_study(path, out=str(tmp_path / "res"), display=False)

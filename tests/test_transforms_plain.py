@@ -5,7 +5,7 @@ import torch
 from workbench.data.augment import StageAugment, train_augment
 from workbench.data.draws import EpochDraws
 from workbench.data.transforms import Normalizer
-from workbench.schema.recipe import Augment
+from workbench.schema.augment import Augment
 
 
 def plain(size: int, cache_size: int):

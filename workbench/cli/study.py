@@ -74,7 +74,7 @@ def _stop_gracefully_on_signals() -> None:
     """Ctrl-C, and `kill PID` (or a batch system's stop), end the study: statuses written, exit 130, resumable."""
     import signal
 
-    from workbench.study.runner import request_stop
+    from workbench.study.tuner import request_stop
 
     def interrupt(signum, frame):
         request_stop()

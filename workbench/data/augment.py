@@ -36,7 +36,7 @@ from workbench.data.policies import (AUTOAUGMENT, AUTOAUGMENT_BINS, AUTOAUGMENT_
                                      RANDAUGMENT_BINS, RANDAUGMENT_OPS, TRIVIAL_AUGMENT_BINS, TRIVIAL_AUGMENT_WIDE, apply_op,
                                      magnitude_table)
 from workbench.data.transforms import Normalizer
-from workbench.schema.recipe import Augment, RandomErasing
+from workbench.schema.augment import Augment, RandomErasing
 
 CROP_RATIO = (3 / 4, 4 / 3)  # RandomResizedCrop's default aspect-ratio range
 CROP_TRIES = 10  # RandomResizedCrop's attempts before its central-crop fallback

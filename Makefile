@@ -18,7 +18,7 @@ demo: install
 	$(BIN)/workbench study run studies/fused_vs_mb.json
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

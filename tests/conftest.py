@@ -13,6 +13,11 @@ PRESETS = {
     "efficientnetv2_l": "efficientnet_v2_l",
 }
 
+# The longest test files, first: `make test` runs files on 2 processes (pytest-xdist, --dist loadfile) and hands
+# them out in this order, so the long ones start at once and the short ones fill the gaps.
+LONGEST_FILES = ["test_readme.py", "test_gpu_batch.py", "test_study_statuses.py", "test_distributed_study.py", "test_seeding_run.py",
+                 "test_study_run.py", "test_config_fuzz.py", "test_crash_consistency.py", "test_study_failures.py"]
+
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -36,3 +41,8 @@ def workbench_cli():
         return code, out.getvalue(), err.getvalue()
 
     return run
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its own order

@@ -49,8 +49,12 @@ def private_ray(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "local")
 
 
-@pytest.mark.parametrize("scheduler", ["fifo", "asha"])
-@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+# Every algorithm under asha, whose rungs stop trials mid-run; under fifo, where every trial completes, one algorithm
+# that Ray Tune expands itself (grid) and one whose searcher is told each trial's state (optuna).
+CASES = [(algorithm, "asha") for algorithm in sorted(ALGORITHMS)] + [("grid", "fifo"), ("optuna", "fifo")]
+
+
+@pytest.mark.parametrize(("algorithm", "scheduler"), CASES)
 def test_every_trial_ends_with_the_status_it_earned(tmp_path, algorithm, scheduler):
     from workbench.study.runner import run_study
 

@@ -199,3 +199,22 @@ def test_trials_frame_holds_the_summary_rows(tmp_path):
         assert {k: None if pd.isna(v) else v for k, v in row.items()} == {k: v for k, v in expected.items() if k != "trial_id"}
     assert rows.loc["v2s_shallow-lr0.01-s3", "state"] == "incomplete"
     assert "best_val_loss" in records.trials_frame(record.trials, "val_loss").columns
+
+
+def test_one_study_run_twice_is_labelled_by_folder_in_a_run_and_in_a_clone(tmp_path, workbench_cli):
+    """Two --out folders of the same study: rows named by folder, the same from trial folders and from summary.csv."""
+    runs, clones = [], []
+    for folder in ("w1", "w2"):
+        run = shutil.move(make_study(tmp_path / "make" / folder, name="data_parallel", broken=False), tmp_path / "run" / folder)
+        write_summary(Path(run), "data_parallel")
+        (tmp_path / "clone" / folder).mkdir(parents=True)
+        shutil.copy(Path(run) / "summary.csv", tmp_path / "clone" / folder / "summary.csv")
+        runs.append(run)
+        clones.append(tmp_path / "clone" / folder)
+    tables = []
+    for a, b in (runs, clones):
+        code, out, err = workbench_cli("results", "compare", a, b, "--by", "variant", "--baseline", "w1:v2s_fused", "--format", "markdown")
+        assert code == 0, err
+        tables.append(first_table(out))
+    assert tables[0] == tables[1]
+    assert [row.split(" | ")[0].strip("| ") for row in tables[0][2:]] == ["w1"] * 3 + ["w2"] * 3

@@ -135,6 +135,8 @@ def read_study(path: str | Path) -> StudyRecord:
         problems.append(problem)
     trials_dir = path / trialdir.TRIALS
     if not trials_dir.is_dir() and rows:
+        # study.json stays local (.gitignore): a clone names the study as its run did, from summary.csv's study column
+        name = str(spec.get("name") or rows[0].get("study") or name)
         return summary.study_from_summary(path, name, spec, rows, problems)
     by_id = {row.get("trial_id", ""): row for row in rows}
     folders = sorted(p for p in trials_dir.iterdir() if p.is_dir()) if trials_dir.is_dir() else []
@@ -190,10 +192,12 @@ def load(paths: list[str | Path]) -> list[StudyRecord]:
             trial.study = LOOSE_STUDY
         studies.append(StudyRecord(path=Path("."), name=LOOSE_STUDY, spec={}, trials=loose, loose=True))
     names = [s.name for s in studies]
-    for study in studies:
+    folders = [s.path.resolve().name for s in studies]
+    for study, folder in zip(studies, folders):
         if names.count(study.name) > 1:
-            # Two folders with the same study name: label them by path so rows stay apart.
-            study.name = f"{study.name} ({study.path})"
+            # Two folders with the same study name (one study run twice, --out apart): label them by folder name,
+            # or by path where the folder names collide too, so rows stay apart (and STUDY:NAME can pick one).
+            study.name = folder if folders.count(folder) == 1 else f"{study.name} ({study.path})"
             for trial in study.trials:
                 trial.study = study.name
     if not any(s.trials for s in studies):

@@ -24,6 +24,20 @@ if str(ROOT) not in sys.path:
 
 
 @pytest.fixture
+def private_data_copies(tmp_path, monkeypatch):
+    """A disk cache and a shared-copy folder of this test's own, and no dataset held in memory before or after;
+    yields the shared-copy folder (workbench.data.shared)."""
+    from workbench.data import clear_memory
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("WORKBENCH_SHM", str(tmp_path / "shm"))
+    (tmp_path / "shm").mkdir()
+    clear_memory()
+    yield tmp_path / "shm"
+    clear_memory()
+
+
+@pytest.fixture
 def workbench_cli():
     """Run `workbench ...` in-process; returns (exit code, stdout, stderr)."""
     import contextlib

@@ -38,13 +38,8 @@ print("written", int(data.train_images[0, 0, 0, 0]))
 
 
 @pytest.fixture(autouse=True)
-def private_copies(tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_SHM", str(tmp_path / "shm"))
-    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "shm").mkdir()
-    clear_memory()
-    yield tmp_path / "shm"
-    clear_memory()
+def private_copies(private_data_copies):
+    return private_data_copies
 
 
 def other_process() -> list[list[str]]:

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from tests.test_train_helpers import non_timing, tiny_arch
-from workbench.data import clear_memory, open_training_data
+from workbench.data import open_training_data
 from workbench.data.batches import step_batches
 from workbench.data.draws import EpochDraws
 from workbench.errors import WorkbenchError
@@ -26,13 +26,8 @@ SIZE = 16
 
 
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("WORKBENCH_SHM", str(tmp_path / "shm"))
-    (tmp_path / "shm").mkdir()
-    clear_memory()
-    yield
-    clear_memory()
+def private_cache(private_data_copies):
+    return private_data_copies
 
 
 def image_folder(root, suffix=".png", train=16, val=6, classes=3):

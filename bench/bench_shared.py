@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     copy_bytes = sizes["main"]
     params = sum(p.numel() for p in build_model(job(args.size, str(folders["main"])).network, num_classes).parameters())
     from workbench.data import clear_memory
-    from workbench.data.shared import sweep
+    from workbench.shm import sweep
 
     clear_memory()
     if args.shm is not None:

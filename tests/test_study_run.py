@@ -120,3 +120,27 @@ def test_a_stop_request_ends_the_run_as_interrupted_without_a_keyboardinterrupt(
     assert 1 <= len(_epochs(first)) < 8
     assert _status(first) == "interrupted"
     assert _status(tmp_path / "res" / "trials" / "ok-s1") in (None, "pending")
+
+
+
+def test_a_cpu_study_driver_starts_and_stops_ray_without_torch():
+    """The driver of a CPU study never imports torch (1.3 s of each study's start on 2 cores, bench/README.md),
+    and its Ray prestarts no default workers (Tune's trial actors never take them)."""
+    code = """
+import sys
+import workbench.cli.study, workbench.study.display, workbench.study.trainable, workbench.study.tuner
+from workbench.study.cluster import start_ray, stop_ray
+from workbench.study.runner import prepare
+import ray
+study = prepare("studies/fused_vs_mb.json").study
+start_ray(study, None)
+print("gpus", ray.cluster_resources().get("GPU", 0.0))
+timings = {}
+stop_ray(timings)
+print("after", ray.is_initialized(), "ray_shutdown" in timings, "torch" in sys.modules)
+"""
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.splitlines()
+    assert "gpus 0.0" in lines
+    assert "after False True False" in lines

@@ -133,7 +133,7 @@ def cmd_train(args) -> int:
         status = train_on_workers(args, job, out)
     else:
         from workbench.data import clear_memory
-        from workbench.data.shared import sweep
+        from workbench.shm import sweep
 
         try:
             status = fit(job, out, device=args.device, progress=not args.quiet, resume=not args.no_resume,
@@ -149,7 +149,7 @@ def train_on_workers(args, job, out: str) -> dict[str, Any]:
     """`workbench train --workers N`: the same training through Ray Train, on a private Ray unless --address."""
     import ray
 
-    from workbench.data.shared import sweep
+    from workbench.shm import sweep
     from workbench.study.cluster import RAY_ENV
     from workbench.train.distributed import fit_on_workers
     from workbench.train.ranks import data_parallel_recipe

@@ -10,7 +10,7 @@ never the file or another trial's view, so no trial can change another's data.
 Who may delete a copy is decided by flock on a lock file beside it: a process holds a shared lock for as long as
 the dataset is in its memory cache (the kernel drops it when the process ends, however it ends); a missing copy is
 written under the exclusive lock (the first process builds, the others wait for its copy), and `sweep` deletes every
-copy on which it can take the exclusive lock, i.e. that nobody uses. A sweep runs before each new copy is written
+copy on which it can take the exclusive lock, i.e. that nobody uses (workbench.shm, without torch). A sweep runs before each new copy is written
 and when `workbench train` or a study ends, so a copy outlives its users only until the next workbench run on the
 machine (`rm /dev/shm/workbench-*` also frees them).
 
@@ -27,7 +27,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,34 +35,17 @@ from pathlib import Path
 import torch
 
 from workbench.data.images import ImageData
+from workbench.shm import copy_path, shared_dir, sweep
+
+__all__ = ["share", "exists", "release", "release_all", "sweep", "shared_dir"]
 
 log = logging.getLogger("workbench.data")
-ENV = "WORKBENCH_SHM"  # the folder of shared copies; "off" keeps one copy per process
-DEFAULT_DIR = "/dev/shm"
-PREFIX = "workbench-"
 MAGIC = b"WBSHARE1"
 ALIGN = 64  # array offsets: int64 views need 8, 64 keeps each array on its own cache line
 HEADROOM = 1.05  # free space asked for beyond the copy's size
-# A lock file is removed only long after its copy: one removed while a process is about to lock it would let two
-# processes each build a copy (memory, never correctness: a mapping outlives its file).
-ORPHAN_LOCK_S = 3600
-FRESH_S = 5  # seconds: a copy younger than this is never swept
 BUILD_WAIT_S = 6 * 3600  # how long a process waits for another to finish writing a copy
 ARRAYS = ("train_images", "train_labels", "val_images", "val_labels")
 _held: dict[str, int] = {}  # key -> fd of the lock file, shared-locked while this process uses the copy
-
-
-def shared_dir() -> Path | None:
-    """The folder of shared copies, or None when sharing is off or the folder does not exist."""
-    value = os.environ.get(ENV, DEFAULT_DIR).strip()
-    if value.lower() in ("", "off", "0", "none"):
-        return None
-    folder = Path(value)
-    return folder if folder.is_dir() else None
-
-
-def copy_path(key: str, label: str, folder: Path) -> Path:
-    return folder / f"{PREFIX}{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}-{key}.u8"
 
 
 def exists(key: str, label: str) -> bool:
@@ -134,42 +116,6 @@ def release(key: str) -> None:
 def release_all() -> None:
     for key in list(_held):
         release(key)
-
-
-def sweep(keep: Path | None = None) -> list[Path]:
-    """Delete the shared copies nobody uses (their lock is free), and lock files left without a copy for an hour;
-    returns the copies deleted."""
-    folder = shared_dir()
-    if folder is None:
-        return []
-    deleted = []
-    for path in sorted(folder.glob(f"{PREFIX}*.u8")):
-        with contextlib.suppress(OSError):
-            # A copy just written is spared: its writer goes from the exclusive lock to the shared one in two steps.
-            if path != keep and time.time() - path.stat().st_mtime > FRESH_S and \
-                    _unused(path.with_suffix(".lock"), lambda: path.unlink(missing_ok=True)):
-                deleted.append(path)
-    for lock in sorted(folder.glob(f"{PREFIX}*.lock")):
-        with contextlib.suppress(OSError):
-            if not lock.with_suffix(".u8").exists() and time.time() - lock.stat().st_mtime > ORPHAN_LOCK_S:
-                _unused(lock, lambda: lock.unlink(missing_ok=True))
-    return deleted
-
-
-def _unused(lock: Path, remove: Callable[[], None]) -> bool:
-    """Run remove() if nobody holds `lock`; True if it ran."""
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
-        return False  # another user's copy: not ours to judge
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        remove()
-        return True
-    except OSError:
-        return False  # in use
-    finally:
-        os.close(fd)
 
 
 def _layout(data: ImageData) -> tuple[bytes, list[tuple[int, torch.Tensor]], int]:

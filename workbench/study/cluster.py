@@ -12,6 +12,7 @@ max_concurrent_trials).
 from __future__ import annotations
 
 import os
+import time
 
 from workbench.errors import WorkbenchError
 from workbench.schema.study import Resources, Study
@@ -23,6 +24,10 @@ from workbench.train.distributed import Workers
 RAY_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1", "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
            "RAY_CHDIR_TO_TRIAL_DIR": "0", "RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1e9",
            "RAY_DEDUP_LOGS": "0", "RAY_TRAIN_V2_ENABLED": "1"}
+# Tune's trial actors always carry a runtime_env (Ray's tune/execution/class_cache.py sets env vars on them), so they
+# never take the default workers a local Ray prestarts for its first driver: those would only compete for the cores
+# while the trials start (1.3 s of the demo's start on 2 cores, bench/README.md).
+LOCAL_SYSTEM_CONFIG = {"prestart_worker_first_driver": False}
 DRIVER_CPUS = 0.01  # the Tune trial that drives a data-parallel trial's Ray Train workers mostly waits
 
 
@@ -84,14 +89,31 @@ def start_ray(study: Study, address: str | None) -> None:
     if address and address != "local":
         _join(study, address)
         return
-    import torch
+    gpus = 0
+    if study.resources.gpus > 0:  # a CPU study's driver never imports torch (1.3 s of its start: bench/README.md)
+        import torch
 
-    gpus = torch.cuda.device_count()
+        gpus = torch.cuda.device_count()
     check_resources(study, os.cpu_count() or 1, gpus, "this machine")
     # address="local": always a private Ray, never a cluster someone else started on this machine. Its processes
     # inherit RAY_ENV from this one (no runtime_env, whose agent would set up an environment per worker).
     ray.init(address="local", num_cpus=os.cpu_count(), num_gpus=gpus, include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False, object_store_memory=256 * 1024 * 1024)
+             log_to_driver=False, object_store_memory=256 * 1024 * 1024, _system_config=LOCAL_SYSTEM_CONFIG)
+
+
+def stop_ray(timings: dict[str, float] | None = None) -> None:
+    """Shut down this process's Ray and sweep the machine's dataset copies nobody uses any more; timings["ray_shutdown"]
+    gets its seconds. In the driver's own thread, never a background one: a Ray object that the garbage collector
+    frees while ray.shutdown is under way elsewhere ends the process ("The core worker has already been shutdown")."""
+    import ray
+
+    from workbench.shm import sweep
+
+    clock = time.perf_counter()
+    ray.shutdown()  # stops the trial actors; their folders keep the last finished epoch
+    sweep()
+    if timings is not None:
+        timings["ray_shutdown"] = time.perf_counter() - clock
 
 
 def _join(study: Study, address: str) -> None:

@@ -17,6 +17,7 @@ from workbench import trialdir
 from workbench.errors import ConfigError
 from workbench.schema.study import Study
 from workbench.study import ledger
+from workbench.study.cluster import stop_ray
 from workbench.study.sampling import Sampling, finished_reward, sample_space, write_sampled
 from workbench.study.trials import TrialSpec, grid_trials, load_study
 from workbench.study.tuner import TunePlan, run_tune
@@ -201,18 +202,18 @@ def _run_rounds(prepared: PreparedStudy, address: str | None, display: bool) -> 
                 break
             batch = []
     finally:
-        _release_ray(address)
+        _release_ray(address, outcome.timings)
     outcome.trials = [t.trial_id for t in prepared.trials if seeding.started(folder, t.trial_id)]
     return outcome
 
 
-def _release_ray(address: str | None) -> None:
+def _release_ray(address: str | None, timings: dict[str, float]) -> None:
     """Shut down the private Ray that the rounds kept up (a cluster joined by address stays as it is)."""
     import sys
 
     ray = sys.modules.get("ray")
     if address is None and ray is not None and ray.is_initialized():
-        ray.shutdown()
+        stop_ray(timings)
 
 
 def _run_optuna(prepared: PreparedStudy, address: str | None, display: bool) -> StudyOutcome:

@@ -12,7 +12,7 @@ from typing import Any
 from workbench import trialdir
 from workbench.schema.study import Study
 from workbench.study import ledger
-from workbench.study.cluster import concurrent_trials, start_ray, trial_resources, trial_workers
+from workbench.study.cluster import concurrent_trials, start_ray, stop_ray, trial_resources, trial_workers
 
 # Set by the CLI's SIGINT/SIGTERM handler. The KeyboardInterrupt it also raises can be lost inside Ray (seen once
 # in tests/test_study_run.py: the driver ran the study to the end after Ctrl-C); a Tune stopper reading this flag
@@ -85,14 +85,10 @@ def run_tune(study: Study, folder: Path, address: str | None, display: bool, pla
         interrupted, results = True, None
     finally:
         live.stop()
-    timings["tune"], clock = time.perf_counter() - clock, time.perf_counter()
+    timings["tune"] = time.perf_counter() - clock
     interrupted = interrupted or stop_requested()
     if interrupted or (address is None and not keep_ray):
-        ray.shutdown()  # stops the trial actors; their folders keep the last finished epoch
-        from workbench.data.shared import sweep
-
-        sweep()  # the shared dataset copies of this machine that no process holds any more
-    timings["ray_shutdown"] = time.perf_counter() - clock
+        stop_ray(timings)
     settle_statuses(folder, results, interrupted, pruning=study.scheduler.name == "asha")
     return interrupted
 

@@ -50,14 +50,14 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="eval and train-step images/s of an architecture on this device, against torchvision and timm",
                        description="Time the eval forward pass and the training step (forward, loss, backward, AdamW) on synthetic "
                                    "batches with torch.utils.benchmark: every model warmed up, then measured in alternation for "
-                                   "--rounds rounds of blocked_autorange (fixed threads, CUDA synchronised). Prints the median and "
+                                   "--rounds rounds of blocked_autorange, mirrored within a round (A B B A; fixed threads, CUDA synchronised). Prints the median and "
                                    "interquartile range of the step times and each row's speed relative to the first row (the median over rounds "
                                    "of the two models' time ratio in the same round).")
     p.add_argument("arch", metavar="ARCH.json")
     p.add_argument("--resolution", type=int, help="input size (default: the architecture's eval resolution after scaling)")
     p.add_argument("--batch", type=int, default=8, help="images per step (default 8)")
     p.add_argument("--rounds", "--steps", dest="rounds", type=int, default=5,
-                   help="interleaved rounds: one measurement per model and kind each (default 5; --steps is the older name)")
+                   help="interleaved rounds: two mirrored measurements (A B B A) per model and kind each (default 5; --steps is the older name)")
     p.add_argument("--min-time", type=float, default=0.5, help="seconds each measurement runs at least (default 0.5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per model and kind before the first round (default 1)")
     p.add_argument("--num-classes", type=int, default=1000)

@@ -2,10 +2,12 @@
 implementations (inference latency: workbench.complexity.latency).
 
 `benchmark` times with torch.utils.benchmark (fixed threads, blocked_autorange, CUDA synchronised by its timer): every
-model is built and warmed up first, then the models are measured in alternation, round after round (the order
-reversed every other round), so that a change in the machine's load meets all of them alike. Each row gives the median
-and interquartile range of the step times over all rounds, and its speed relative to the first row: the median over
-rounds of the ratio of the two models' times in that round (paired, so that a load change between rounds cancels).
+model is built and warmed up first, then the models are measured in alternation, round after round. Within a round
+each kind of step (eval, train) is measured mirrored, A B B A (A B C C B A for three models), so that a drift of the
+machine's speed during the round meets every model alike; a model's time in the round is the mean of its two
+measurements. Each row gives the median and interquartile range of the step times over all rounds, and its speed
+relative to the first row: the median over rounds of the ratio of the two models' times in that round (paired, so
+that a load change between rounds cancels).
 """
 
 from __future__ import annotations
@@ -29,14 +31,14 @@ KINDS = ("eval", "train")
 
 @dataclass
 class Subject:
-    """One model under measurement: its steps by kind, every step time measured so far (seconds), and the median
-    of each round's measurement."""
+    """One model under measurement: its steps by kind, every step time measured so far (seconds), and its time in
+    each round (the mean of the medians of its mirrored measurements)."""
 
     source: str
     params: int
     steps: dict[str, Callable[[], None]]
     times: dict[str, list[float]]
-    round_medians: dict[str, list[float]]
+    round_times: dict[str, list[float]]
 
 
 def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int = 8, recipe: Recipe | None = None, rounds: int = 5,
@@ -60,13 +62,22 @@ def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int =
             for step in subject.steps.values():
                 for _ in range(warmup):
                     step()
-        for round_index in range(rounds):
-            for subject in subjects if round_index % 2 == 0 else subjects[::-1]:
-                for kind in KINDS:
-                    times = _measure(subject.steps[kind], min_run_time).times
-                    subject.times[kind].extend(times)
-                    subject.round_medians[kind].append(_quantiles(times)[1])
+        for _ in range(rounds):
+            for kind in KINDS:
+                _mirrored_round(subjects, kind, min_run_time)
     return _rows(subjects, arch, size, batch, rounds, exe, backend)
+
+
+def _mirrored_round(subjects: list[Subject], kind: str, min_run_time: float) -> None:
+    """One round of `kind`: every model measured twice, in the order A B B A (once when there is only one)."""
+    order = subjects + subjects[::-1] if len(subjects) > 1 else subjects
+    medians: dict[int, list[float]] = {id(subject): [] for subject in subjects}
+    for subject in order:
+        times = _measure(subject.steps[kind], min_run_time).times
+        subject.times[kind].extend(times)
+        medians[id(subject)].append(_quantiles(times)[1])
+    for subject in subjects:
+        subject.round_times[kind].append(sum(medians[id(subject)]) / len(medians[id(subject)]))
 
 
 def _subject(source: str, make: Callable[[], nn.Module], channels: int, size: int, batch: int, num_classes: int,
@@ -103,7 +114,7 @@ def _rows(subjects: list[Subject], arch: Architecture, size: int, batch: int, ro
                                "device": exe.describe + (f", compiled ({compile_backend})" if compile_backend else ""), "threads": torch.get_num_threads(), "rounds": rounds, "params": subject.params}
         for kind in KINDS:
             q1, median, q3 = _quantiles(subject.times[kind])
-            paired = [theirs / ours for theirs, ours in zip(first.round_medians[kind], subject.round_medians[kind])]
+            paired = [theirs / ours for theirs, ours in zip(first.round_times[kind], subject.round_times[kind])]
             row.update({f"{kind}_ms": median * 1000, f"{kind}_iqr_ms": (q3 - q1) * 1000, f"{kind}_measurements": len(subject.times[kind]),
                         f"{kind}_images_per_s": batch / median, f"{kind}_ratio": _quantiles(paired)[1]})
         rows.append(row)

@@ -119,3 +119,18 @@ def test_gpu_study_on_a_cpu_machine_answers_at_once(tmp_path):
     assert "asks for 0.5 GPU per trial" in run.stderr and "--allow-cpu" in run.stderr
     assert "Traceback" not in run.stderr
     assert time.perf_counter() - start < 30
+
+
+def test_the_live_view_ends_its_line_in_a_log(capsys):
+    """Without a terminal (make demo | tee log) the live view draws once at the end; the table printed next starts on
+    a line of its own."""
+    from workbench.study.display import LiveDisplay
+
+    live = LiveDisplay("demo", total=2, done_before=0, metric="val_top1", mode="max")
+    live.setup()
+    live.done["a-s0"] = 0.9
+    live.stop()
+    print("next table")
+    out = capsys.readouterr().out
+    assert "demo: 2 trials" in out and "best so far: a-s0 val_top1 90.0 %" in out
+    assert out.endswith("\nnext table\n") and not out.startswith("next table")

@@ -61,6 +61,8 @@ class LiveDisplay(tune.Callback):
         if self._live is not None:
             self._live.update(self._render())
             self._live.stop()
+            if not self._live.console.is_terminal:
+                self._live.console.line()  # without a terminal, Live leaves its last drawing without a newline
             self._live = None
 
     def _best(self) -> tuple[str, float] | None:

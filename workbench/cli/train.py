@@ -56,8 +56,8 @@ def register(sub) -> None:
     p.add_argument("arch", metavar="ARCH.json")
     p.add_argument("--resolution", type=int, help="input size (default: the architecture's eval resolution after scaling)")
     p.add_argument("--batch", type=int, default=8, help="images per step (default 8)")
-    p.add_argument("--rounds", "--steps", dest="rounds", type=int, default=5,
-                   help="interleaved rounds: two mirrored measurements (A B B A) per model and kind each (default 5; --steps is the older name)")
+    p.add_argument("--rounds", "--steps", dest="rounds", type=int, default=7,
+                   help="interleaved rounds: two mirrored measurements (A B B A) per model and kind each (default 7; --steps is the older name)")
     p.add_argument("--min-time", type=float, default=0.5, help="seconds each measurement runs at least (default 0.5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per model and kind before the first round (default 1)")
     p.add_argument("--num-classes", type=int, default=1000)

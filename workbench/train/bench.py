@@ -41,7 +41,7 @@ class Subject:
     round_times: dict[str, list[float]]
 
 
-def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int = 8, recipe: Recipe | None = None, rounds: int = 5,
+def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int = 8, recipe: Recipe | None = None, rounds: int = 7,
               min_run_time: float = 0.5, warmup: int = 1, num_classes: int = 1000,
               references: tuple[str, ...] = (), compile_backend: str = "inductor") -> list[dict[str, Any]]:
     """One row per model: workbench's build of `arch`, then each reference implementation of the same name

@@ -4,6 +4,7 @@ tests see what each rank did (its status, its metrics rows, every file it opened
 from __future__ import annotations
 
 import datetime
+import gc
 import json
 import os
 import sys
@@ -49,6 +50,11 @@ def train_rank(rank: int, size: int, init: str, out: str, job: str, records: str
     rows: list[dict[str, Any]] = []
     status = fit(TrainJob.model_validate_json(job), out, on_epoch=lambda metrics, _: rows.append(metrics), progress=False,
                  threads=1, world=World.current())
+    # Tear down while the interpreter is whole and both ranks are done: the trainer's DDP wrapper (freed only by the
+    # cycle collector) holds the process group, and gloo work still alive at interpreter finalization aborts the
+    # process (SIGABRT, "terminate called without an active exception"; seen once in a rank that finished first).
+    gc.collect()
+    dist.barrier()
     dist.destroy_process_group()
     Path(records, f"rank{rank}.json").write_text(json.dumps({"status": status, "rows": rows, "writes": writes}))
 

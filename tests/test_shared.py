@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT
+from workbench import shm
 from workbench.data import clear_memory, load_dataset, shared
 from workbench.schema.dataset import DatasetConfig
 
@@ -68,9 +69,9 @@ def test_a_copy_in_use_survives_a_sweep_and_goes_once_unused(private_copies):
     load_dataset(CFG, 1, 16)
     (copy,) = private_copies.glob("*.u8")
     os.utime(copy, (1, 1))  # older than a fresh copy
-    assert shared.sweep() == [] and copy.exists()  # this process holds it
+    assert shm.sweep() == [] and copy.exists()  # this process holds it
     clear_memory()  # lets go
-    assert shared.sweep() == [copy] and not copy.exists()
+    assert shm.sweep() == [copy] and not copy.exists()
 
 
 def test_without_room_each_process_keeps_its_own_copy(private_copies, monkeypatch):
@@ -87,6 +88,6 @@ def test_without_room_each_process_keeps_its_own_copy(private_copies, monkeypatc
 
 def test_sharing_off_keeps_each_process_its_own_copy(private_copies, monkeypatch):
     monkeypatch.setenv("WORKBENCH_SHM", "off")
-    assert shared.shared_dir() is None
+    assert shm.shared_dir() is None
     data = load_dataset(CFG, 1, 16)
     assert list(private_copies.glob("*")) == [] and torch.is_tensor(data.train_images)

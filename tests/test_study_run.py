@@ -122,7 +122,6 @@ def test_a_stop_request_ends_the_run_as_interrupted_without_a_keyboardinterrupt(
     assert _status(tmp_path / "res" / "trials" / "ok-s1") in (None, "pending")
 
 
-
 def test_a_cpu_study_driver_starts_and_stops_ray_without_torch():
     """The driver of a CPU study never imports torch (1.3 s of each study's start on 2 cores, bench/README.md),
     and its Ray prestarts no default workers (Tune's trial actors never take them)."""

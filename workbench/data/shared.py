@@ -10,9 +10,9 @@ never the file or another trial's view, so no trial can change another's data.
 Who may delete a copy is decided by flock on a lock file beside it: a process holds a shared lock for as long as
 the dataset is in its memory cache (the kernel drops it when the process ends, however it ends); a missing copy is
 written under the exclusive lock (the first process builds, the others wait for its copy), and `sweep` deletes every
-copy on which it can take the exclusive lock, i.e. that nobody uses (workbench.shm, without torch). A sweep runs before each new copy is written
-and when `workbench train` or a study ends, so a copy outlives its users only until the next workbench run on the
-machine (`rm /dev/shm/workbench-*` also frees them).
+copy on which it can take the exclusive lock, i.e. that nobody uses. That protocol lives in workbench.shm, without
+torch. A sweep runs before each new copy is written and when `workbench train` or a study ends, so a copy outlives
+its users only until the next workbench run on the machine (`rm /dev/shm/workbench-*` also frees them).
 
 Why a file and not Ray's object store (ray.put once per node): the same copy serves `workbench train` (no Ray), the
 workers of a data-parallel trial and concurrent trials alike, survives Ray's restarts between adaptive rounds, and
@@ -36,8 +36,6 @@ import torch
 
 from workbench.data.images import ImageData
 from workbench.shm import copy_path, shared_dir, sweep
-
-__all__ = ["share", "exists", "release", "release_all", "sweep", "shared_dir"]
 
 log = logging.getLogger("workbench.data")
 MAGIC = b"WBSHARE1"

@@ -9,11 +9,15 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from tests.conftest import ROOT
 from workbench.errors import WorkbenchError
+from workbench.model import build_model
 from workbench.schema import load_architecture
+from workbench.schema.recipe import Recipe
 from workbench.train import bench
+from workbench.train.device import resolve_execution
 
 B0 = ROOT / "architectures" / "efficientnet_b0.json"
 
@@ -112,3 +116,25 @@ def test_bench_loop_prints_loop_over_bare_rates(capsys):
     assert row["ratio_min"] <= row["ratio_median"] <= row["ratio_max"]
     text = bench_loop.report([row])
     assert "loop/bare" in text and "proxy" in text and "goal: loop/bare >= 0.90" in text
+
+
+
+def test_each_round_re_places_every_tensor_of_a_cpu_model_and_training_goes_on(monkeypatch):
+    exe = resolve_execution(Recipe(), "cpu")
+    subject = bench._subject("workbench", lambda: build_model(load_architecture(B0), 10), 3, 32, 2, 10, exe, None)
+    subject.steps["train"]()  # the optimiser's state exists from the first step on
+    before = [(t.data_ptr(), t.detach().clone()) for t in subject.tensors()]
+    subject.relocate()
+    after = subject.tensors()
+    assert len(after) == len(before) > 3 * 200  # weights, buffers, the batch, AdamW's two moments and step per weight
+    assert all(t.data_ptr() != ptr and torch.equal(t, value) for t, (ptr, value) in zip(after, before))
+    weight = next(iter(subject.tensors()))
+    value = weight.detach().clone()
+    subject.steps["train"]()  # the optimiser still updates the model's own weights
+    assert not torch.equal(weight, value)
+
+    relocated = []
+    monkeypatch.setattr(bench.Subject, "relocate", lambda self: relocated.append(self.source))
+    fake_measurements(monkeypatch)
+    bench.benchmark(load_architecture(B0), resolution=32, batch=2, rounds=3, warmup=0, num_classes=10, references=("torchvision",))
+    assert relocated == ["workbench", "torchvision"] * 3

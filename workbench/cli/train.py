@@ -50,7 +50,8 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="eval and train-step images/s of an architecture on this device, against torchvision and timm",
                        description="Time the eval forward pass and the training step (forward, loss, backward, AdamW) on synthetic "
                                    "batches with torch.utils.benchmark: every model warmed up, then measured in alternation for "
-                                   "--rounds rounds of blocked_autorange, mirrored within a round (A B B A; fixed threads, CUDA synchronised). Prints the median and "
+                                   "--rounds rounds of blocked_autorange, mirrored within a round (A B B A; fixed threads, CUDA synchronised; on the CPU "
+                                   "every model's tensors copied to fresh memory at each round's start). Prints the median and "
                                    "interquartile range of the step times and each row's speed relative to the first row (the median over rounds "
                                    "of the two models' time ratio in the same round).")
     p.add_argument("arch", metavar="ARCH.json")

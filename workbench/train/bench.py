@@ -8,6 +8,12 @@ machine's speed during the round meets every model alike; a model's time in the 
 measurements. Each row gives the median and interquartile range of the step times over all rounds, and its speed
 relative to the first row: the median over rounds of the ratio of the two models' times in that round (paired, so
 that a load change between rounds cancels).
+
+On the CPU (not compiled) every model's tensors are copied to fresh memory at the start of each round. Two builds of
+the same modules were seen to differ by 4 % in eval for a whole run (with 64 eval measurements each in one such run)
+and by about 1 % in the next: an offset fixed for the life of the process, such as where a model's memory lies,
+which no number of measurements in that process averages out. Re-placed every round, such an offset is one round's,
+and the median over rounds resists it.
 """
 
 from __future__ import annotations
@@ -31,22 +37,30 @@ KINDS = ("eval", "train")
 
 @dataclass
 class Subject:
-    """One model under measurement: its steps by kind, every step time measured so far (seconds), and its time in
-    each round (the mean of the medians of its mirrored measurements)."""
+    """One model under measurement: its steps by kind, every step time measured so far (seconds), its time in
+    each round (the mean of the medians of its mirrored measurements), and the tensors its steps touch."""
 
     source: str
     params: int
     steps: dict[str, Callable[[], None]]
     times: dict[str, list[float]]
     round_times: dict[str, list[float]]
+    tensors: Callable[[], list[torch.Tensor]]
+
+    @torch.no_grad()
+    def relocate(self) -> None:
+        """Copy every tensor the steps touch (weights, buffers, the batch, the optimiser's state) to freshly
+        allocated memory; the tensor objects, which the steps and the optimiser hold, stay the same."""
+        for tensor in self.tensors():
+            tensor.data = tensor.data.clone()
 
 
 def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int = 8, recipe: Recipe | None = None, rounds: int = 7,
               min_run_time: float = 0.5, warmup: int = 1, num_classes: int = 1000,
               references: tuple[str, ...] = (), compile_backend: str = "inductor") -> list[dict[str, Any]]:
     """One row per model: workbench's build of `arch`, then each reference implementation of the same name
-    ("torchvision", "timm"), timed interleaved for `rounds` rounds of one blocked_autorange measurement
-    (at least `min_run_time` seconds) per model and kind (eval forward, training step). `recipe` says how the models
+    ("torchvision", "timm"), timed interleaved for `rounds` rounds of two mirrored blocked_autorange measurements
+    (at least `min_run_time` seconds each) per model and kind (eval forward, training step). `recipe` says how the models
     run, as in training: device, amp, channels_last, compile (default: Recipe()'s); `compile_backend` is
     torch.compile's backend when it compiles (inductor, as training uses; aot_eager traces forward and backward
     without generating kernels, for a quick check)."""
@@ -63,6 +77,9 @@ def benchmark(arch: Architecture, *, resolution: int | None = None, batch: int =
                 for _ in range(warmup):
                     step()
         for _ in range(rounds):
+            if not exe.cuda and backend is None:
+                for subject in subjects:
+                    subject.relocate()
             for kind in KINDS:
                 _mirrored_round(subjects, kind, min_run_time)
     return _rows(subjects, arch, size, batch, rounds, exe, backend)
@@ -88,8 +105,15 @@ def _subject(source: str, make: Callable[[], nn.Module], channels: int, size: in
         model = torch.compile(model, backend=compile_backend)
     images = torch.randn(batch, channels, size, size, device=exe.device).contiguous(memory_format=exe.memory_format)
     labels = torch.randint(0, num_classes, (batch,), device=exe.device)
-    steps = {"eval": lambda: _eval_step(model, images, exe), "train": make_train_step(model, images, labels, exe)}
-    return Subject(source, sum(p.numel() for p in model.parameters()), steps, {kind: [] for kind in KINDS}, {kind: [] for kind in KINDS})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    steps = {"eval": lambda: _eval_step(model, images, exe), "train": make_train_step(model, images, labels, exe, optimizer)}
+
+    def tensors() -> list[torch.Tensor]:
+        state = [value for entry in optimizer.state.values() for value in entry.values() if isinstance(value, torch.Tensor)]
+        return [*model.parameters(), *model.buffers(), images, labels, *state]
+
+    return Subject(source, sum(p.numel() for p in model.parameters()), steps, {kind: [] for kind in KINDS}, {kind: [] for kind in KINDS},
+                   tensors)
 
 
 def _measure(step: Callable[[], None], min_run_time: float):
@@ -166,9 +190,11 @@ def _eval_step(model: nn.Module, images: torch.Tensor, exe: Execution) -> None:
         model(images)
 
 
-def make_train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, exe: Execution) -> Callable[[], None]:
-    """One AdamW training step on a fixed batch, with the run's autocast and gradient scaling."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+def make_train_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, exe: Execution,
+                    optimizer: torch.optim.Optimizer | None = None) -> Callable[[], None]:
+    """One training step on a fixed batch (AdamW at 1e-3 unless `optimizer` is given), with the run's autocast and
+    gradient scaling."""
+    optimizer = optimizer or torch.optim.AdamW(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler("cuda", enabled=exe.amp_dtype == torch.float16)
 
     def step() -> None:

@@ -91,3 +91,20 @@ def test_sharing_off_keeps_each_process_its_own_copy(private_copies, monkeypatch
     assert shm.shared_dir() is None
     data = load_dataset(CFG, 1, 16)
     assert list(private_copies.glob("*")) == [] and torch.is_tensor(data.train_images)
+
+
+def test_the_loser_of_a_race_to_build_maps_the_winners_copy_instead_of_waiting(private_copies, monkeypatch):
+    """Two processes found no copy and both asked for the exclusive lock. The loser's failed conversion left it with
+    no lock; the winner built the copy and holds the shared lock for as long as it uses it. The loser maps that copy
+    (before, it waited for the exclusive lock until BUILD_WAIT_S ran out: two ranks of one trial deadlocked so)."""
+    winner = load_dataset(CFG, 1, 16)  # this process's held lock plays the winner
+    (copy,) = private_copies.glob("*.u8")
+    monkeypatch.setattr(shared, "BUILD_WAIT_S", 2.0)
+    fd = os.open(copy.with_suffix(".lock"), os.O_RDWR)  # a second open file: its flock conflicts with the first's
+    try:
+        decoded = []
+        loser = shared._build(fd, copy, lambda: decoded.append("decoded"))
+        assert loser.shared and decoded == []
+        assert torch.equal(loser.images.train_images, winner.train_images)
+    finally:
+        os.close(fd)

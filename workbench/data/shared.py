@@ -88,6 +88,12 @@ def _build(fd: int, path: Path, make: Callable[[], ImageData]) -> Mapped:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
         except BlockingIOError:
+            # A failed conversion leaves this fd with no lock at all (flock drops the shared lock first), and the
+            # process that won the race holds the shared lock as long as it uses its copy: map that copy instead
+            # of waiting for an exclusive lock that comes only when that process ends. Two ranks of one
+            # data-parallel trial deadlocked that way, one here and one in its first all_gather.
+            if (data := _map_written(fd, path)) is not None:
+                return Mapped(data, shared=True)
             if time.monotonic() > deadline:
                 log.warning("gave up waiting for the shared copy %s: this process keeps its own", path)
                 return Mapped(make(), shared=False)
@@ -102,6 +108,18 @@ def _build(fd: int, path: Path, make: Callable[[], ImageData]) -> Mapped:
         return Mapped(data, shared=True)
     finally:
         fcntl.flock(fd, fcntl.LOCK_SH)
+
+
+def _map_written(fd: int, path: Path) -> ImageData | None:
+    """The copy another process has written (renamed into place whole), mapped under the shared lock; None while
+    there is none yet."""
+    if not path.exists():
+        return None
+    fcntl.flock(fd, fcntl.LOCK_SH)  # waits only for the writer's step from its exclusive lock to the shared one
+    data = _map(path)
+    if data is None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    return data
 
 
 def release(key: str) -> None:
